@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh clone: `make demo` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+# One pip command naming torch==2.13.0 beside lightning: on its own, lightning would pull a CUDA torch.
+INSTALL := $(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev]"
+DATA    ?= $(if $(VAEKIT_DATA),$(VAEKIT_DATA),../shared/data)
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/vaekit: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(INSTALL)
+	touch $@
+
+demo: $(BIN)/vaekit
+	VAEKIT_DATA=$(DATA) $(BIN)/vaekit train configs/demo.yaml --out runs/demo
+	VAEKIT_DATA=$(DATA) $(BIN)/vaekit evaluate runs/demo --nll-samples 1000
+
+test: $(BIN)/vaekit
+	VAEKIT_DATA=$(DATA) $(BIN)/python -m pytest
+
+lint: $(BIN)/vaekit
+	$(BIN)/ruff check vaekit tests benchmarks
+
+bench: $(BIN)/vaekit
+	VAEKIT_DATA=$(DATA) bash benchmarks/run.sh
+
+clean:
+	rm -rf runs .pytest_cache

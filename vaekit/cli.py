@@ -1,0 +1,169 @@
+"""The ``vaekit`` command: train, evaluate, sample, reconstruct, list."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from vaekit.config import ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _recipe(target: str) -> str | dict[str, Any]:
+    """A YAML path, a recipe name from configs/, or a bare model name."""
+    from vaekit import registry
+
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return str(path)
+    if (CONFIGS / f"{target}.yaml").exists():
+        return str(CONFIGS / f"{target}.yaml")
+    if target in registry.names():
+        return {"model": {"name": target}, "name": target}
+    raise ConfigError(
+        f"{target!r} is neither a recipe file nor a model; models: {', '.join(registry.names())}"
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vaekit.train import fit
+
+    overrides = list(args.overrides)
+    for flag, key in (("data", "data.name"), ("data_dir", "data.dir"), ("epochs", "train.epochs"),
+                      ("seed", "train.seed"), ("devices", "train.devices"), ("strategy", "train.strategy"),
+                      ("precision", "train.precision"), ("accelerator", "train.accelerator"),
+                      ("max_time", "train.max_time")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    cfg = load_config(_recipe(args.recipe), overrides)
+    run_dir = Path(args.out or Path("runs") / cfg.name)
+    print(f"vaekit: training {cfg.model_name} on {cfg.data.name} -> {run_dir}")
+    fit(cfg, run_dir, resume=args.resume)
+    print(f"vaekit: done; weights in {run_dir / 'model.safetensors'}, figures in {run_dir / 'figures'}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from vaekit.evaluate import evaluate_run
+    from vaekit.io import load_run
+
+    model, cfg, run_dir = load_run(args.run)
+    if args.data_dir:
+        cfg.data.dir = args.data_dir
+    cfg.eval = dataclasses.replace(cfg.eval, nll_samples=args.nll_samples, limit=args.limit,
+                                   chunk_size=args.chunk_size or cfg.eval.chunk_size)
+    result = evaluate_run(model, cfg, run_dir, progress=not args.quiet)
+    print(json.dumps(result, indent=2))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    from vaekit.figures import save_grid
+    from vaekit.io import load_run
+
+    model, _, run_dir = load_run(args.run)
+    torch.manual_seed(args.seed)
+    out = Path(args.out or run_dir / "samples.png")
+    print(f"vaekit: wrote {save_grid(model.sample(args.n), out, nrow=args.nrow)}")
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    import torch
+
+    from vaekit import data as datasets
+    from vaekit.figures import save_reconstructions
+    from vaekit.io import load_run
+
+    model, cfg, run_dir = load_run(args.run)
+    if args.data_dir:
+        cfg.data.dir = args.data_dir
+    torch.manual_seed(args.seed)
+    x = datasets.build(cfg.data).test.head(args.n)["x"]
+    out = Path(args.out or run_dir / "reconstructions.png")
+    print(f"vaekit: wrote {save_reconstructions(x, model.reconstruct(x), out)}")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from vaekit import registry
+    from vaekit.data import DATASETS
+
+    print("models:")
+    for name in registry.names():
+        print(f"  {name:<12} {registry.get(name).summary}")
+    print("data sets:\n  " + ", ".join(DATASETS))
+    if CONFIGS.is_dir():
+        print("recipes (configs/):")
+        for p in sorted(CONFIGS.glob("*.yaml")):
+            print(f"  {p.stem}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders, trained and measured.")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a recipe (configs/*.yaml) or a model by name")
+    t.add_argument("recipe", help="recipe YAML, recipe name in configs/, or model name")
+    t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=3e-4 model.latent_dim=20")
+    t.add_argument("--data", help="data set name (data.name)")
+    t.add_argument("--data-dir", help="folder with the data (else $VAEKIT_DATA, else a download cache)")
+    t.add_argument("--out", help="run directory (default runs/<recipe name>)")
+    t.add_argument("--resume", help="a .ckpt to continue from (step count and optimizer included)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--max-time", help="wall-clock budget DD:HH:MM:SS")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--devices", help="lightning devices: auto, 1, 4, '0,1'")
+    t.add_argument("--accelerator", help="cpu, gpu, auto")
+    t.add_argument("--strategy", help="lightning strategy: auto, ddp, ...")
+    t.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test NLL (-L_k), ELBO, KL and active units of a trained run")
+    e.add_argument("run", help="run directory, .safetensors or .ckpt")
+    e.add_argument("--nll-samples", type=int, default=5000, help="k importance samples (default 5000)")
+    e.add_argument("--limit", type=int, help="only the first N test images")
+    e.add_argument("--chunk-size", type=int, help="importance samples per decoder pass")
+    e.add_argument("--data-dir")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("sample", help="a PNG grid of samples from the prior")
+    s.add_argument("run")
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("--nrow", type=int, default=8)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("reconstruct", help="a PNG of test images above their reconstructions")
+    r.add_argument("run")
+    r.add_argument("-n", type=int, default=32)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--data-dir")
+    r.add_argument("--out")
+    r.set_defaults(func=cmd_reconstruct)
+
+    sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        if args.debug:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"vaekit: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Where data lives: --data-dir, else $VAEKIT_DATA/<set>, else a user cache that a download fills."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or not what it claims to be; the message names the file."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vaekit"
+
+
+def resolve_dir(name: str, data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
+    """The directory holding data set ``name`` and whether it may be downloaded into.
+
+    An explicit ``data_dir`` may be the set's own folder or its parent (``shared/data`` or
+    ``shared/data/mnist`` both work)."""
+    if data_dir is not None:
+        d = Path(data_dir).expanduser()
+        return (d / name if (d / name).is_dir() else d), False
+    env = os.environ.get("VAEKIT_DATA")
+    if env:
+        d = Path(env).expanduser()
+        return (d / name if (d / name).is_dir() else d), False
+    return cache_dir() / name, True
+
+
+def md5_of_gzip_content(path: Path) -> str:
+    """md5 of the uncompressed bytes (gzip headers carry timestamps; the content is what must match)."""
+    h = hashlib.md5()
+    try:
+        with gzip.open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e})") from None
+    return h.hexdigest()
+
+
+def download(urls: list[str], dest: Path) -> None:
+    """Fetch ``dest`` from the first mirror that answers (a .part file guards against half downloads)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in urls:
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        try:
+            print(f"downloading {url} -> {dest}")
+            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f)
+            tmp.replace(dest)
+            return
+        except OSError as e:
+            errors.append(f"{url}: {e}")
+            tmp.unlink(missing_ok=True)
+    raise DataError(f"could not download {dest.name}: " + "; ".join(errors))

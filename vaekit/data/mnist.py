@@ -1,0 +1,82 @@
+"""MNIST from the four standard IDX files (LeCun, Cortes & Burges).
+
+Images are held as one uint8 tensor; batches are served by index slicing (see :mod:`vaekit.data.batches`).
+Training images are binarized dynamically (a fresh Bernoulli draw with p = intensity each time a batch is
+served, as in Burda et al. 2016); the test set is binarized once with a fixed seed so NLLs are comparable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaekit.data.files import DataError, download, md5_of_gzip_content, resolve_dir
+
+# Uncompressed md5 sums, as listed in shared/data/README.md.
+FILES = {
+    "train_images": ("train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28)),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624", (60000,)),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637", (10000,)),
+}
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+]
+_UBYTE = 0x08  # IDX type code for unsigned bytes
+
+
+def read_idx(path: Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Parse a gzip IDX file, checking magic number, dimension count, shape and length."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip ({e})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header")
+    zero, dtype, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+    if zero != 0 or dtype != _UBYTE or ndim not in (1, 3):
+        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 00000801 or 00000803)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    if expected_shape is not None and tuple(shape) != tuple(expected_shape):
+        raise DataError(f"{path}: header says shape {tuple(shape)}, expected {tuple(expected_shape)}")
+    n = int(np.prod(shape))
+    if len(raw) - header != n:
+        raise DataError(f"{path}: truncated: {len(raw) - header} data bytes, header promises {n}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def locate(data_dir: str | os.PathLike | None = None, verify: bool = True) -> Path:
+    """The folder with the four files, downloading into the cache if allowed and needed."""
+    folder, may_download = resolve_dir("mnist", data_dir)
+    for fname, md5, _ in FILES.values():
+        path = folder / fname
+        if not path.exists():
+            if not may_download:
+                raise DataError(f"{path}: file not found (set --data-dir or VAEKIT_DATA to a folder with MNIST)")
+            download([m + fname for m in MIRRORS], path)
+        if verify and (got := md5_of_gzip_content(path)) != md5:
+            raise DataError(f"{path}: md5 of content is {got}, expected {md5} (corrupt or wrong file)")
+    return folder
+
+
+def load(data_dir: str | os.PathLike | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
+    """All of MNIST as tensors: uint8 images [N, 1, 28, 28] and int64 labels, for train and test."""
+    folder = locate(data_dir, verify)
+    out = {}
+    for key, (fname, _, shape) in FILES.items():
+        arr = read_idx(folder / fname, shape)
+        t = torch.from_numpy(arr.copy())
+        out[key] = t.unsqueeze(1) if key.endswith("images") else t.long()
+    return out

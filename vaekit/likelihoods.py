@@ -1,0 +1,51 @@
+"""Observation models p(x|z) and Gaussian posteriors as ``torch.distributions`` objects.
+
+A decoder outputs raw parameters; a likelihood turns them into a Distribution whose event is the whole
+observation (an image [C, H, W], a frame, ...), so ``log_prob`` returns one number per example.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import Bernoulli, Distribution, Independent, Normal
+
+# Argument validation costs more than the arithmetic for small models: the hot path skips it.
+_FAST = {"validate_args": False}
+
+
+def bernoulli(params: Tensor, event_dims: int) -> Distribution:
+    """Bernoulli on logits: one parameter per pixel."""
+    return Independent(Bernoulli(logits=params, **_FAST), event_dims, **_FAST)
+
+
+def gaussian(params: Tensor, event_dims: int) -> Distribution:
+    """Diagonal Gaussian: parameters are (mean, log sigma) stacked on the channel axis."""
+    mean, log_scale = params.chunk(2, dim=-event_dims)
+    return Independent(Normal(mean, log_scale.clamp(-7.0, 5.0).exp(), **_FAST), event_dims, **_FAST)
+
+
+# name -> (parameters per observed value, builder)
+LIKELIHOODS: dict[str, tuple[int, Callable[[Tensor, int], Distribution]]] = {
+    "bernoulli": (1, bernoulli),
+    "gaussian": (2, gaussian),
+}
+
+
+def diag_gaussian(mean: Tensor, log_var: Tensor) -> Distribution:
+    """q(z|x) = N(mu, diag sigma^2), parameterised by log-variance as in Kingma & Welling (2014)."""
+    return Independent(Normal(mean, (0.5 * log_var).exp(), **_FAST), 1, **_FAST)
+
+
+def softplus_gaussian(mean: Tensor, raw_scale: Tensor, min_scale: float = 1e-4) -> Distribution:
+    """N(mu, sigma) with sigma = softplus(raw) + min: bounded away from 0, used by deeper hierarchies."""
+    return Independent(Normal(mean, F.softplus(raw_scale) + min_scale, **_FAST), 1, **_FAST)
+
+
+def standard_normal(dim: int, like: Tensor) -> Distribution:
+    """The N(0, I) prior over a ``dim``-dimensional latent, on ``like``'s device and dtype."""
+    zeros = torch.zeros(dim, device=like.device, dtype=like.dtype)
+    return Independent(Normal(zeros, torch.ones_like(zeros), **_FAST), 1, **_FAST)

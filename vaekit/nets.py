@@ -1,0 +1,101 @@
+"""Building blocks: MLPs and the conv stacks of the image VAEs. No probability here, only functions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "softplus": nn.Softplus,
+}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class MLP(nn.Sequential):
+    """Linear layers with an activation between them (none after the last)."""
+
+    def __init__(self, sizes: Sequence[int], act: str = "tanh", final_act: bool = False) -> None:
+        layers: list[nn.Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(sizes) - 2 or final_act:
+                layers.append(activation(act))
+        super().__init__(*layers)
+
+
+def conv_out_size(size: int, n_layers: int, stride: int = 2) -> int:
+    for _ in range(n_layers):
+        size = math.ceil(size / stride)
+    return size
+
+
+class ConvEncoder(nn.Module):
+    """Conv stack (k4 s2 p1 halves H and W) then one hidden fc layer: Higgins et al. / Burgess et al.'s
+    64x64 encoder is channels (32, 32, 64, 64) with fc 256; on 28x28 two or three layers fit."""
+
+    def __init__(
+        self, in_shape: Sequence[int], channels: Sequence[int], fc: int, out: int, act: str = "relu"
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        layers: list[nn.Module] = []
+        for ch in channels:
+            layers += [nn.Conv2d(c, ch, 4, 2, 1), activation(act)]
+            c = ch
+        self.conv = nn.Sequential(*layers)
+        self.flat = c * conv_out_size(h, len(channels)) * conv_out_size(w, len(channels))
+        self.fc = nn.Sequential(nn.Linear(self.flat, fc), activation(act), nn.Linear(fc, out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of ConvEncoder: fc to a small feature map, then transposed convs that double H and W.
+
+    Output spatial size is cropped to ``out_shape`` so sizes that are not powers of two (28) work."""
+
+    def __init__(
+        self, in_dim: int, out_shape: Sequence[int], channels: Sequence[int], fc: int, act: str = "relu"
+    ) -> None:
+        super().__init__()
+        c_out, h, w = out_shape
+        self.out_hw = (h, w)
+        chans = list(channels)[::-1]
+        self.start = (chans[0], conv_out_size(h, len(chans)), conv_out_size(w, len(chans)))
+        n_start = self.start[0] * self.start[1] * self.start[2]
+        self.fc = nn.Sequential(nn.Linear(in_dim, fc), activation(act), nn.Linear(fc, n_start), activation(act))
+        layers: list[nn.Module] = []
+        for i, ch in enumerate(chans):
+            nxt = chans[i + 1] if i + 1 < len(chans) else c_out
+            layers.append(nn.ConvTranspose2d(ch, nxt, 4, 2, 1))
+            if i + 1 < len(chans):
+                layers.append(activation(act))
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        y = self.deconv(self.fc(z).view(-1, *self.start))
+        h, w = self.out_hw
+        return y[..., :h, :w]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def flatten_leading(x: Tensor, n_event: int) -> tuple[Tensor, torch.Size]:
+    """Fold all but the last ``n_event`` dims into one batch dim; return the folded shape to undo it."""
+    lead = x.shape[: x.dim() - n_event]
+    return x.reshape(-1, *x.shape[x.dim() - n_event :]), lead
