@@ -6,6 +6,7 @@ message naming the key and what is allowed, instead of deep inside a training ru
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -35,6 +36,8 @@ class TrainConfig:
     epochs: int = 10
     max_time: str | None = None  # "DD:HH:MM:SS", a wall-clock budget for the whole fit
     max_steps: int = -1
+    limit_train_batches: int | float = 1.0  # a fraction or a count of batches per epoch (quick runs)
+    limit_val_batches: int | float = 1.0
     lr: float = 1e-3
     lr_decay: Literal["none", "cosine"] = "none"
     weight_decay: float = 0.0
@@ -212,9 +215,10 @@ def load_config(source: str | Path | dict[str, Any] | None = None, overrides: li
             raise ConfigError(f"recipe {str(path)!r} does not exist")
         raw = yaml.safe_load(path.read_text()) or {}
         raw.setdefault("name", path.stem)
-    raw = apply_overrides(dict(raw), overrides or [])
+    raw = copy.deepcopy(raw)  # overrides must not reach into the caller's dicts
     if isinstance(raw.get("model"), str):
         raw["model"] = {"name": raw["model"]}
+    raw = apply_overrides(raw, overrides or [])
     cfg = from_dict(RunConfig, raw, "")
     model_config(cfg.model)  # validate now, build later (the data may fill input_shape)
     return cfg

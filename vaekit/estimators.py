@@ -44,7 +44,9 @@ def importance_weighted_bound(
     remaining = k
     while remaining > 0:
         n = min(chunk_size, remaining)
-        lse = torch.logsumexp(model.log_importance_weights(x, n).float(), dim=0)
+        log_w = model.log_importance_weights(x, n)
+        # Half-precision weights (mixed precision) are summed in float32; float64 stays float64.
+        lse = torch.logsumexp(log_w.float() if log_w.dtype in (torch.float16, torch.bfloat16) else log_w, dim=0)
         total = lse if total is None else torch.logaddexp(total, lse)
         remaining -= n
     assert total is not None

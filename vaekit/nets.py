@@ -35,10 +35,9 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
-def conv_out_size(size: int, n_layers: int, stride: int = 2) -> int:
-    for _ in range(n_layers):
-        size = math.ceil(size / stride)
-    return size
+def upsample_start(size: int, n_layers: int) -> int:
+    """Smallest side that n doublings take to at least ``size`` (the decoder then crops)."""
+    return math.ceil(size / 2**n_layers)
 
 
 class ConvEncoder(nn.Module):
@@ -55,7 +54,8 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c, ch, 4, 2, 1), activation(act)]
             c = ch
         self.conv = nn.Sequential(*layers)
-        self.flat = c * conv_out_size(h, len(channels)) * conv_out_size(w, len(channels))
+        with torch.no_grad():  # the flattened size for any input shape, without a formula per padding
+            self.flat = self.conv(torch.zeros(1, *in_shape)).numel()
         self.fc = nn.Sequential(nn.Linear(self.flat, fc), activation(act), nn.Linear(fc, out))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -74,7 +74,7 @@ class ConvDecoder(nn.Module):
         c_out, h, w = out_shape
         self.out_hw = (h, w)
         chans = list(channels)[::-1]
-        self.start = (chans[0], conv_out_size(h, len(chans)), conv_out_size(w, len(chans)))
+        self.start = (chans[0], upsample_start(h, len(chans)), upsample_start(w, len(chans)))
         n_start = self.start[0] * self.start[1] * self.start[2]
         self.fc = nn.Sequential(nn.Linear(in_dim, fc), activation(act), nn.Linear(fc, n_start), activation(act))
         layers: list[nn.Module] = []

@@ -156,7 +156,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None) -
         max_epochs=t.epochs, max_steps=t.max_steps, max_time=t.max_time, accelerator=t.accelerator,
         devices=_devices(t.devices), strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision,
         logger=_loggers(run_dir), callbacks=callbacks, log_every_n_steps=t.log_every_n_steps,
-        check_val_every_n_epoch=t.val_every_n_epochs, enable_progress_bar=t.progress_bar,
+        check_val_every_n_epoch=t.val_every_n_epochs, limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar,
         enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
     )
     trainer.fit(
