@@ -28,7 +28,7 @@ def test_overrides_are_typed() -> None:
     [
         (["train.lrr=1"], r"unknown key train.lrr; allowed: .*lr,"),
         (["model.latent=3"], r"unknown key model.latent; allowed: .*latent_dim"),
-        (["model.likelihood=poisson"], r"model.likelihood='poisson' is not allowed; choose one of: bernoulli, gaussian"),
+        (["model.likelihood=poisson"], r"model.likelihood='poisson' is not allowed; choose one of: bernoulli, gauss"),
         (["data.binarize=sometimes"], r"choose one of: dynamic, none"),
         (["train.epochs=many"], r"train.epochs must be an integer"),
         (["model.name=vq_vae"], r"model.name='vq_vae' is unknown; choose one of: .*vae"),

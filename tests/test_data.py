@@ -74,7 +74,7 @@ def test_truncated_file_raises_clear_error(tmp_path: Path, data_dir: Path) -> No
     with gzip.open(path, "rb") as f:
         raw = f.read()
     _write_idx(path, raw[:5000])
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: truncated: 4992 data bytes, header promises 10000"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: truncated: 4992 data bytes, header promises"):
         mnist.read_idx(path, (10000,))
     # A gzip stream cut mid-way is caught too.
     path.write_bytes(path.read_bytes()[:40])

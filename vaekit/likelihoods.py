@@ -6,7 +6,7 @@ observation (an image [C, H, W], a frame, ...), so ``log_prob`` returns one numb
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -118,9 +118,8 @@ class Figures(Callback):
 def _loggers(run_dir: Path) -> list[Logger]:
     loggers: list[Logger] = [CSVLogger(str(run_dir), name="logs", version="")]
     try:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
         import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tb"))
     except ImportError:
