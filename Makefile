@@ -15,7 +15,9 @@ $(BIN)/vaekit: pyproject.toml
 
 demo: $(BIN)/vaekit
 	VAEKIT_DATA=$(DATA) $(BIN)/vaekit train configs/demo.yaml --out runs/demo
-	VAEKIT_DATA=$(DATA) $(BIN)/vaekit evaluate runs/demo --nll-samples 1000
+	VAEKIT_DATA=$(DATA) $(BIN)/vaekit sample runs/demo --out runs/demo/samples.png
+	VAEKIT_DATA=$(DATA) $(BIN)/vaekit reconstruct runs/demo --out runs/demo/reconstructions.png
+	VAEKIT_DATA=$(DATA) $(BIN)/vaekit evaluate runs/demo
 
 test: $(BIN)/vaekit
 	VAEKIT_DATA=$(DATA) $(BIN)/python -m pytest

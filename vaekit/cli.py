@@ -54,8 +54,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model, cfg, run_dir = load_run(args.run)
     if args.data_dir:
         cfg.data.dir = args.data_dir
-    cfg.eval = dataclasses.replace(cfg.eval, nll_samples=args.nll_samples, limit=args.limit,
-                                   chunk_size=args.chunk_size or cfg.eval.chunk_size)
+    given = {"nll_samples": args.nll_samples, "limit": args.limit, "chunk_size": args.chunk_size}
+    cfg.eval = dataclasses.replace(cfg.eval, **{k: v for k, v in given.items() if v is not None})
     result = evaluate_run(model, cfg, run_dir, progress=not args.quiet)
     print(json.dumps(result, indent=2))
 
@@ -125,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="test NLL (-L_k), ELBO, KL and active units of a trained run")
     e.add_argument("run", help="run directory, .safetensors or .ckpt")
-    e.add_argument("--nll-samples", type=int, default=5000, help="k importance samples (default 5000)")
+    e.add_argument("--nll-samples", type=int, help="k importance samples (default: the recipe's, 5000)")
     e.add_argument("--limit", type=int, help="only the first N test images")
     e.add_argument("--chunk-size", type=int, help="importance samples per decoder pass")
     e.add_argument("--data-dir")

@@ -52,9 +52,14 @@ class VAEModule(L.LightningModule):
                       prog_bar=False)
         self.log("val/loss", out.loss, batch_size=n, sync_dist=True, prog_bar=True)
 
+    def _fused(self) -> bool | None:
+        # The fused Adam kernel (CPU and CUDA) does one pass per tensor instead of ~10 ops: on a 2-core CPU it
+        # makes the optimizer step 5x faster, a third of a small VAE's step time. Same update rule.
+        return True if self.device.type in ("cpu", "cuda") else None
+
     def configure_optimizers(self) -> Any:
         t = self.train_cfg
-        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=self._fused())
         if t.lr_decay == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(t.epochs, 1), eta_min=t.lr * 0.05)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
@@ -131,8 +136,12 @@ def _devices(text: str) -> Any:
     return int(text) if text.isdigit() else text
 
 
-def fit(cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None) -> tuple[VAEModule, L.Trainer]:
-    """Train ``cfg`` into ``run_dir`` (config, logs, checkpoints, figures, safetensors weights)."""
+def fit(
+    cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None, callbacks: list[Callback] | None = None
+) -> tuple[VAEModule, L.Trainer]:
+    """Train ``cfg`` into ``run_dir`` (config, logs, checkpoints, figures, safetensors weights).
+
+    ``callbacks`` are added to vaekit's own (checkpoints, weight export, figures, progress bar)."""
     run_dir = Path(run_dir)
     t = cfg.train
     if t.threads:
@@ -147,8 +156,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None) -
         dirpath=run_dir / "checkpoints", filename="best", monitor="val/elbo", mode="max", save_top_k=1,
         save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
     )
-    callbacks: list[Callback] = [ckpt, ExportWeights(run_dir, t.snapshot_epochs),
-                                 Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)]
+    callbacks = [ckpt, ExportWeights(run_dir, t.snapshot_epochs),
+                 Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs), *(callbacks or [])]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
     trainer = L.Trainer(
