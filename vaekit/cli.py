@@ -68,8 +68,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     model, _, run_dir = load_run(args.run)
     torch.manual_seed(args.seed)
-    out = Path(args.out or run_dir / "samples.png")
-    print(f"vaekit: wrote {save_grid(model.sample(args.n), out, nrow=args.nrow)}")
+    out = Path(args.out or run_dir / (f"samples_label{args.label}.png" if args.label is not None else "samples.png"))
+    images = model.sample(args.n) if args.label is None else model.sample(args.n, label=args.label)
+    print(f"vaekit: wrote {save_grid(images, out, nrow=args.nrow)}")
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -137,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64)
     s.add_argument("--nrow", type=int, default=8)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", type=int, help="class to generate (label-conditioned models, e.g. cvae)")
     s.add_argument("--out")
     s.set_defaults(func=cmd_sample)
 

@@ -9,14 +9,15 @@ reported as -L_5000. A model only supplies ``log_importance_weights(x, k)``; thi
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 
 class ImportanceWeighted(Protocol):
-    def log_importance_weights(self, x: Tensor, k: int) -> Tensor: ...
+    # x: the observation, or for conditional models the batch mapping that holds X and Y.
+    def log_importance_weights(self, x: Any, k: int) -> Tensor: ...
 
 
 def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
@@ -31,7 +32,7 @@ def iwae_bound(log_w: Tensor) -> Tensor:
 
 @torch.no_grad()
 def importance_weighted_bound(
-    model: ImportanceWeighted, x: Tensor, k: int, chunk_size: int = 500
+    model: ImportanceWeighted, x: Any, k: int, chunk_size: int = 100
 ) -> Tensor:
     """L_k(x) for a batch ``x`` with k importance samples, drawn ``chunk_size`` at a time.
 

@@ -38,9 +38,11 @@ def evaluate(model: nn.Module, test: TensorImages, cfg: EvalConfig, progress: bo
     batches = iterate(test, cfg.batch_size)
     start = time.perf_counter()
     log_px, elbo, rec, kl, n = 0.0, 0.0, 0.0, 0.0, 0
+    conditional = getattr(model, "conditional", False)  # conditional models read X and Y from the batch
     for batch in _progress(batches, f"L_{cfg.nll_samples}", progress):
         x = batch["x"]
-        log_px += float(importance_weighted_bound(model, x, cfg.nll_samples, cfg.chunk_size).sum())
+        inputs = batch if conditional else x
+        log_px += float(importance_weighted_bound(model, inputs, cfg.nll_samples, cfg.chunk_size).sum())
         out = model.loss(batch)
         b = x.shape[0]
         elbo += float(out.terms["elbo"]) * b
@@ -48,7 +50,8 @@ def evaluate(model: nn.Module, test: TensorImages, cfg: EvalConfig, progress: bo
         kl += float(out.terms.get("kl", torch.nan)) * b
         n += b
     seconds = time.perf_counter() - start
-    au = active_units(model.latent_means, (b["x"] for b in batches))
+    au = (active_units(model.latent_means, (b if conditional else b["x"] for b in batches))
+          if hasattr(model, "latent_means") else {})
     return {
         "nll": -log_px / n, "elbo": elbo / n, "rec": rec / n, "kl": kl / n,
         "active_units": au, "k": cfg.nll_samples, "n_images": n, "seconds": round(seconds, 1),

@@ -19,7 +19,7 @@ from torch import nn
 
 from vaekit import data as datasets
 from vaekit.config import RunConfig, load_config
-from vaekit.figures import save_grid, save_reconstructions
+from vaekit.figures import save_grid
 from vaekit.io import build_model, save_weights, write_config
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -101,22 +101,25 @@ class ExportWeights(Callback):
 
 
 class Figures(Callback):
-    """PNG grids of prior samples and of validation reconstructions, every n epochs."""
+    """PNG grids of what ``model.figures(batch)`` draws (prior samples, reconstructions, completions) on a
+    fixed validation batch, every n epochs."""
 
-    def __init__(self, run_dir: Path, fixed: dict[str, torch.Tensor], every: int = 1, n_samples: int = 64) -> None:
-        self.dir, self.fixed, self.every, self.n = run_dir / "figures", fixed, every, n_samples
+    def __init__(self, run_dir: Path, fixed: dict[str, torch.Tensor], every: int = 1) -> None:
+        self.dir, self.fixed, self.every = run_dir / "figures", fixed, every
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
         epoch = trainer.current_epoch + 1
         if trainer.sanity_checking or not trainer.is_global_zero or epoch % self.every:
             return
         model = module.model
+        if not hasattr(model, "figures"):
+            return
         was_training = model.training
         model.eval()
-        x = self.fixed["x"].to(module.device)
+        batch = {k: v.to(module.device) for k, v in self.fixed.items()}
         torch.manual_seed(0)  # the same prior draws every epoch, so the grids show progress
-        save_grid(model.sample(self.n), self.dir / f"samples_epoch{epoch:04d}.png", nrow=8)
-        save_reconstructions(x, model.reconstruct(x), self.dir / f"reconstructions_epoch{epoch:04d}.png")
+        for name, (images, nrow) in model.figures(batch).items():
+            save_grid(images, self.dir / f"{name}_epoch{epoch:04d}.png", nrow=nrow)
         model.train(was_training)
 
 
@@ -150,6 +153,8 @@ def fit(
     splits = datasets.build(cfg.data)
     cfg.model.setdefault("input_shape", list(splits.input_shape))
     model = build_model(cfg)
+    if hasattr(model, "prepare"):  # e.g. the CVAE loads its pre-trained baseline
+        model.prepare()
     write_config(cfg, run_dir)
     module = VAEModule(model, cfg.to_dict())
     ckpt = ModelCheckpoint(

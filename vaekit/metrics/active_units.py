@@ -8,15 +8,16 @@ i.e. its posterior mean moves with the input. Collapsed units copy the prior wha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-Representation = Callable[[Tensor], dict[str, Tensor]]
+Representation = Callable[[Any], dict[str, Tensor]]  # inputs (images, or a batch) -> means per layer
 
 
 @torch.no_grad()
-def unit_variances(represent: Representation, batches: Iterable[Tensor]) -> dict[str, Tensor]:
+def unit_variances(represent: Representation, batches: Iterable[Any]) -> dict[str, Tensor]:
     """Var over the data of each unit's posterior mean, per latent layer (one pass, float64 sums)."""
     sums: dict[str, Tensor] = {}
     squares: dict[str, Tensor] = {}
@@ -26,10 +27,10 @@ def unit_variances(represent: Representation, batches: Iterable[Tensor]) -> dict
             m = mean.double()
             sums[name] = sums.get(name, 0) + m.sum(0)
             squares[name] = squares.get(name, 0) + (m * m).sum(0)
-        n += x.shape[0]
+        n += m.shape[0]
     return {k: squares[k] / n - (sums[k] / n) ** 2 for k in sums}
 
 
-def active_units(represent: Representation, batches: Iterable[Tensor], threshold: float = 1e-2) -> dict[str, int]:
+def active_units(represent: Representation, batches: Iterable[Any], threshold: float = 1e-2) -> dict[str, int]:
     """Number of active units per latent layer, with Burda et al.'s threshold 0.01."""
     return {k: int((v > threshold).sum()) for k, v in unit_variances(represent, batches).items()}

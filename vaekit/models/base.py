@@ -95,6 +95,14 @@ class LatentVariableModel(nn.Module):
         return self.decode(self.encode(x).mean).mean
 
     @torch.no_grad()
+    def figures(self, batch: Batch) -> dict[str, tuple[Tensor, int]]:
+        """Named image grids (images, per row) for the training figures: prior samples, reconstructions."""
+        from vaekit.figures import paired_rows
+
+        x = batch["x"]
+        return {"samples": (self.sample(64), 8), "reconstructions": (paired_rows(x, self.reconstruct(x)), 16)}
+
+    @torch.no_grad()
     def latent_means(self, x: Tensor) -> dict[str, Tensor]:
         """E_q[z] per latent layer, for Burda et al.'s active-unit count."""
         return {"z": self.encode(x).mean}
