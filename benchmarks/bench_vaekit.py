@@ -114,7 +114,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     gflops = decoder_flops_per_sample() * 5000 * len(test) / seconds / 1e9
     record(f"nll_round{round_}", {"vaekit_s": seconds, "vaekit_nll": -float(ll.mean()), "decoder_gflops": gflops})
-    print(f"round {round_}: plain {plain['epoch_s']:.2f}s tuned {tuned['epoch_s']:.2f}s vaekit {vk['epoch_s']:.2f}s (total {vk['total_s']:.2f}s) "
+    print(f"round {round_}: plain {plain['epoch_s']:.2f}s tuned {tuned['epoch_s']:.2f}s "
+          f"vaekit {vk['epoch_s']:.2f}s (total {vk['total_s']:.2f}s) "
           f"nll {seconds:.1f}s ({-float(ll.mean()):.2f} nats, {gflops:.1f} GFLOP/s)")
 
 
