@@ -18,6 +18,16 @@ def test_every_recipe_validates(recipe: Path) -> None:
     assert cfg.name == recipe.stem
 
 
+@pytest.mark.parametrize("sweep", sorted((CONFIGS / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_sweep_validates(sweep: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from vaekit.sweep import plan
+
+    jobs = plan(yaml.safe_load(sweep.read_text()), tmp_path)
+    assert jobs and len({j["dir"] for j in jobs}) == len(jobs)
+
+
 def test_overrides_are_typed() -> None:
     cfg = load_config({"model": "vae"}, ["train.lr=3e-4", "model.hidden=[64, 32]", "train.progress_bar=false"])
     assert cfg.train.lr == 3e-4 and cfg.model["hidden"] == [64, 32] and cfg.train.progress_bar is False

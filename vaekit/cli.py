@@ -89,6 +89,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     print(f"vaekit: wrote {save_reconstructions(x, model.reconstruct(x), out)}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from vaekit.sweep import sweep
+
+    print(sweep(args.recipe, jobs=args.jobs, out=args.out, only_table=args.table_only))
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from vaekit import registry
     from vaekit.data import DATASETS
@@ -149,6 +155,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir")
     r.add_argument("--out")
     r.set_defaults(func=cmd_reconstruct)
+
+    w = sub.add_parser("sweep", help="train and evaluate every run of a sweep recipe, then write its table")
+    w.add_argument("recipe")
+    w.add_argument("--jobs", type=int, default=1, help="runs trained at once (each its own process)")
+    w.add_argument("--out", help="sweep directory (default runs/<name>)")
+    w.add_argument("--table-only", action="store_true", help="only (re)write the table from finished runs")
+    w.set_defaults(func=cmd_sweep)
 
     sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
     return p
