@@ -37,25 +37,22 @@ def evaluate(model: nn.Module, test: TensorImages, cfg: EvalConfig, progress: bo
         test = TensorImages(test.images[: cfg.limit], None if test.labels is None else test.labels[: cfg.limit])
     batches = iterate(test, cfg.batch_size)
     start = time.perf_counter()
-    log_px, elbo, rec, kl, n = 0.0, 0.0, 0.0, 0.0, 0
+    log_px, n = 0.0, 0
+    sums: dict[str, float] = {}  # the loss terms each model reports (elbo; rec and kl where defined)
     conditional = getattr(model, "conditional", False)  # conditional models read X and Y from the batch
     for batch in _progress(batches, f"L_{cfg.nll_samples}", progress):
         x = batch["x"]
         inputs = batch if conditional else x
         log_px += float(importance_weighted_bound(model, inputs, cfg.nll_samples, cfg.chunk_size).sum())
-        out = model.loss(batch)
         b = x.shape[0]
-        elbo += float(out.terms["elbo"]) * b
-        rec += float(out.terms.get("rec", torch.nan)) * b
-        kl += float(out.terms.get("kl", torch.nan)) * b
+        for name, value in model.loss(batch).terms.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * b
         n += b
     seconds = time.perf_counter() - start
     au = (active_units(model.latent_means, (b if conditional else b["x"] for b in batches))
           if hasattr(model, "latent_means") else {})
-    return {
-        "nll": -log_px / n, "elbo": elbo / n, "rec": rec / n, "kl": kl / n,
-        "active_units": au, "k": cfg.nll_samples, "n_images": n, "seconds": round(seconds, 1),
-    }
+    return {"nll": -log_px / n, **{k: v / n for k, v in sums.items()}, "active_units": au, "k": cfg.nll_samples,
+            "n_images": n, "seconds": round(seconds, 1)}
 
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True) -> dict[str, Any]:

@@ -131,6 +131,7 @@ class CVAEConfig:
     latent_dim: int = 200
     activation: str = "relu"
     baseline_run: str | None = None  # task=quadrants: a trained regressor run whose prediction the prior sees
+    baseline_hidden: tuple[int, ...] = (500, 500)  # that regressor's widths
 
 
 @register("cvae", CVAEConfig)
@@ -151,7 +152,8 @@ class CVAE(nn.Module):
         self.prior_net = MLP([n_x, *h, 2 * config.latent_dim], act)  # p(z|x)
         self.generation = MLP([config.latent_dim + n_x, *h[::-1], n], act)  # p(y|x, z)
         if config.task == "quadrants":
-            self.baseline = QuadrantRegressor(RegressorConfig(self.input_shape, config.given_quadrants))
+            self.baseline = QuadrantRegressor(
+                RegressorConfig(self.input_shape, config.given_quadrants, tuple(config.baseline_hidden)))
             self.baseline.requires_grad_(False)
             self.register_buffer("given", quadrant_mask(self.input_shape, config.given_quadrants), persistent=False)
 
@@ -160,7 +162,11 @@ class CVAE(nn.Module):
         if self.config.task == "quadrants" and self.config.baseline_run:
             from vaekit.io import load
 
-            self.baseline.load_state_dict(load(self.config.baseline_run).state_dict())
+            trained = load(self.config.baseline_run)
+            if trained.config != self.baseline.config:
+                raise ValueError(f"{self.config.baseline_run}: regressor {trained.config} does not match this CVAE's "
+                                 f"baseline {self.baseline.config} (set model.baseline_hidden / given_quadrants)")
+            self.baseline.load_state_dict(trained.state_dict())
 
     # -- X and Y -----------------------------------------------------------------------------------------
     def condition(self, batch: Batch) -> Tensor:
