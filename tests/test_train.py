@@ -52,3 +52,19 @@ def test_cli_train_evaluate_sample_reconstruct(tmp_path: Path, data_dir: Path,
     assert (tmp_path / "s.png").stat().st_size > 100 and (tmp_path / "r.png").stat().st_size > 100
     model, cfg, run_dir = load_run(run / "checkpoints" / "last.ckpt")
     assert run_dir == run and cfg.model["latent_dim"] == 4
+
+
+def test_ddp_on_two_cpu_processes(tmp_path: Path, data_dir: Path) -> None:
+    """--strategy/--devices reach Lightning unchanged: two gloo processes share the epoch's batches."""
+    from safetensors.torch import load_file
+
+    cfg = load_config({"model": "vae", "name": "ddp"}, [*TINY, f"data.dir={data_dir}", "train.epochs=1",
+                                                        "train.strategy=ddp_spawn", "train.devices=2",
+                                                        "train.accelerator=cpu"])
+    _, trainer = fit(cfg, tmp_path)
+    assert trainer.world_size == 2 and trainer.num_devices == 2
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    fresh = load(tmp_path).state_dict()
+    assert weights.keys() == fresh.keys()
+    metrics = (tmp_path / "logs" / "metrics.csv").read_text()
+    assert "val/elbo" in metrics
