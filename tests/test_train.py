@@ -38,7 +38,9 @@ def test_resume_continues_step_count(tmp_path: Path, data_dir: Path) -> None:
 def test_cli_train_evaluate_sample_reconstruct(tmp_path: Path, data_dir: Path,
                                                capsys) -> None:  # noqa: ANN001
     run = tmp_path / "run"
-    assert main(["train", "vae", *TINY, "--data-dir", str(data_dir), "--epochs", "2", "--out", str(run)]) == 0
+    # overrides may stand before and after options
+    assert main(["train", "vae", *TINY[:3], "--data-dir", str(data_dir), *TINY[3:], "--epochs", "2",
+                 "--out", str(run)]) == 0
     assert main(["evaluate", str(run), "--nll-samples", "20", "--limit", "64", "--quiet",
                  "--data-dir", str(data_dir)]) == 0
     result = json.loads((run / "eval_k20_n64.json").read_text())
