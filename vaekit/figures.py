@@ -59,7 +59,7 @@ def save_curve(
 
     xs_t = [math.log10(x) if log_x else x for x in xs]
     w, h = size
-    left, right, top, bottom = 60, 20, 20, 40
+    left, right, top, bottom = 60, 30, 30, 40
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
     x0, x1 = min(xs_t), max(xs_t) or 1
@@ -74,12 +74,14 @@ def save_curve(
     draw.line(pts, fill=(31, 119, 180), width=2)
     for px, py in pts:
         draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=(31, 119, 180))
-    for x, y in ((xs[0], ys[0]), (xs[-1], ys[-1])):
+    for i, (x, y) in enumerate(((xs[0], ys[0]), (xs[-1], ys[-1]))):
         px, py = to_px(math.log10(x) if log_x else x, y)
-        draw.text((px + 4, py - 12), f"{y:.2f} @ {x:g}", fill="black")
+        label = f"{y:.2f} at {x:g}"
+        # first label right of its point, last label above-left of it, both inside the canvas
+        draw.text((px + 6, py) if i == 0 else (px - 7 * len(label), py - 16), label, fill="black")
     draw.text((left, h - bottom + 8), f"{xlabel}{' (log scale)' if log_x else ''}: {xs[0]:g} .. {xs[-1]:g}",
               fill="black")
-    draw.text((4, 4), ylabel, fill="black")
+    draw.text((left, 6), ylabel, fill="black")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
