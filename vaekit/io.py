@@ -1,7 +1,7 @@
 """Saving and loading models safely: weights as safetensors, config as YAML. Nothing is unpickled.
 
 A run directory holds ``config.yaml`` (the whole recipe, model section resolved), ``model.safetensors``
-(the last epoch) and ``best.safetensors`` (best validation ELBO). Lightning's ``.ckpt`` files (for resuming)
+(the last epoch) and ``best.safetensors`` (lowest validation loss). Lightning's ``.ckpt`` files (for resuming)
 hold only tensors and plain Python values and are read with ``torch.load(weights_only=True)``.
 """
 

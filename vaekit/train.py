@@ -67,11 +67,12 @@ class VAEModule(L.LightningModule):
 
 
 class ExportWeights(Callback):
-    """Writes model.safetensors after every validation, best.safetensors when val ELBO improves, and
+    """Writes model.safetensors after every validation, best.safetensors when the validation loss (the model's
+    own objective: -ELBO, -L_k for an IWAE, the NCLL of a regressor) improves, and
     snapshots/epochNNNN.safetensors at the epochs asked for (for curves of test NLL against epochs)."""
 
     def __init__(self, run_dir: Path, snapshot_epochs: list[int] | None = None) -> None:
-        self.run_dir, self.best = run_dir, float("-inf")
+        self.run_dir, self.best = run_dir, float("inf")
         self.snapshots = set(snapshot_epochs or [])
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
@@ -84,9 +85,9 @@ class ExportWeights(Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         save_weights(module.model, self.run_dir / "model.safetensors")
-        elbo = trainer.callback_metrics.get("val/elbo")
-        if elbo is not None and float(elbo) > self.best:
-            self.best = float(elbo)
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and float(loss) < self.best:
+            self.best = float(loss)
             save_weights(module.model, self.run_dir / "best.safetensors")
 
     def on_train_end(self, trainer: L.Trainer, module: VAEModule) -> None:
@@ -158,7 +159,7 @@ def fit(
     write_config(cfg, run_dir)
     module = VAEModule(model, cfg.to_dict())
     ckpt = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor="val/elbo", mode="max", save_top_k=1,
+        dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1,
         save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
     )
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).
