@@ -93,9 +93,3 @@ class ConvDecoder(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def flatten_leading(x: Tensor, n_event: int) -> tuple[Tensor, torch.Size]:
-    """Fold all but the last ``n_event`` dims into one batch dim; return the folded shape to undo it."""
-    lead = x.shape[: x.dim() - n_event]
-    return x.reshape(-1, *x.shape[x.dim() - n_event :]), lead
