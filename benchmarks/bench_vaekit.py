@@ -109,7 +109,7 @@ def main() -> None:
     test = torch.load(OUT / "data.pt", weights_only=True)["test"][: int(os.environ.get("BENCH_NLL_IMAGES", 1000))]
     torch.manual_seed(round_)
     start = time.perf_counter()
-    ll = torch.cat([importance_weighted_bound(model, test[i : i + 100], 5000, chunk_size=100)
+    ll = torch.cat([importance_weighted_bound(model, test[i : i + 100], 5000, chunk_size=50)
                     for i in range(0, len(test), 100)])
     seconds = time.perf_counter() - start
     gflops = decoder_flops_per_sample() * 5000 * len(test) / seconds / 1e9

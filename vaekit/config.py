@@ -58,7 +58,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     nll_samples: int = 5000
-    chunk_size: int = 100  # importance samples per decoder pass (x batch_size rows: ~30 MB for MNIST)
+    chunk_size: int = 50  # importance samples per decoder pass (x batch_size rows: ~15 MB for MNIST)
     batch_size: int = 100
     limit: int | None = None  # evaluate only the first N test images
 

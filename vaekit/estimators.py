@@ -32,7 +32,7 @@ def iwae_bound(log_w: Tensor) -> Tensor:
 
 @torch.no_grad()
 def importance_weighted_bound(
-    model: ImportanceWeighted, x: Any, k: int, chunk_size: int = 100
+    model: ImportanceWeighted, x: Any, k: int, chunk_size: int = 50
 ) -> Tensor:
     """L_k(x) for a batch ``x`` with k importance samples, drawn ``chunk_size`` at a time.
 
