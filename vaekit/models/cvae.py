@@ -59,8 +59,7 @@ class MaskedBernoulli(Distribution):
         super().__init__(self.base.batch_shape, self.base.event_shape, validate_args=False)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        per_pixel = -F.binary_cross_entropy_with_logits(self.base.base_dist.logits, value.expand_as(
-            self.base.base_dist.logits), reduction="none")
+        per_pixel = self.base.base_dist.log_prob(value)  # broadcasts value over leading sample dims
         return (per_pixel * self.mask).flatten(-len(self.mask.shape)).sum(-1)
 
     @property
@@ -155,7 +154,11 @@ class CVAE(nn.Module):
             self.baseline = QuadrantRegressor(
                 RegressorConfig(self.input_shape, config.given_quadrants, tuple(config.baseline_hidden)))
             self.baseline.requires_grad_(False)
-            self.register_buffer("given", quadrant_mask(self.input_shape, config.given_quadrants), persistent=False)
+
+    @property
+    def given(self) -> Tensor:
+        """The pixels X gives (task=quadrants): the baseline regressor's mask."""
+        return self.baseline.given
 
     def prepare(self) -> None:
         """Before training: load the pre-trained baseline regressor (its weights then live in this model)."""
@@ -201,17 +204,20 @@ class CVAE(nn.Module):
         return MaskedBernoulli(logits, mask)
 
     # -- objective -------------------------------------------------------------------------------------
+    def _posterior(self, batch: Batch) -> tuple[Tensor, Tensor, Distribution]:
+        """(X, Y, q(z|x,y)) for a batch."""
+        cond, y = self.condition(batch), batch["x"]
+        return cond, y, self.encode(cond, y)
+
     def loss(self, batch: Batch) -> LossOutput:
         """-[E_q log p(y|x,z) - KL(q(z|x,y) || p(z|x))], the analytic Gaussian KL (eq. 4)."""
-        cond, y = self.condition(batch), batch["x"]
-        q = self.encode(cond, y)
+        cond, y, q = self._posterior(batch)
         z = q.rsample()
         return elbo_terms(self.decode(z, cond).log_prob(y), kl_term(q, self.prior(cond), z))
 
     def log_importance_weights(self, batch: Batch, k: int) -> Tensor:
         """log p(y|x,z_i) + log p(z_i|x) - log q(z_i|x,y), z_i ~ q(z|x,y): L_k bounds log p(y|x)."""
-        cond, y = self.condition(batch), batch["x"]
-        q = self.encode(cond, y)
+        cond, y, q = self._posterior(batch)
         z = q.rsample((k,))
         return self.decode(z, cond).log_prob(y) + self.prior(cond).log_prob(z) - q.log_prob(z)
 

@@ -115,9 +115,10 @@ class IWAE(LatentVariableModel):
     def loss(self, batch: Batch) -> LossOutput:
         """-L_k (iwae) or -(1/k) sum_i log w_i (vae), averaged over the batch."""
         log_w = self.log_importance_weights(batch["x"], self.config.k)
-        bound = log_mean_exp(log_w, dim=0) if self.config.objective == "iwae" else log_w.mean(0)
+        l_k = log_mean_exp(log_w, dim=0)
+        bound = l_k if self.config.objective == "iwae" else log_w.mean(0)
         with torch.no_grad():
-            terms = {"bound": bound.mean(), "elbo": log_w.mean(), "iwae_bound": log_mean_exp(log_w, 0).mean()}
+            terms = {"bound": bound.mean(), "elbo": log_w.mean(), "iwae_bound": l_k.mean()}
         return LossOutput(loss=-bound.mean(), terms=terms)
 
     # -- use -------------------------------------------------------------------------------------------
