@@ -12,7 +12,7 @@ import torch
 
 from vaekit.config import DataConfig
 from vaekit.data import DataError, build, mnist
-from vaekit.data.batches import TensorImages, loader
+from vaekit.data.batches import TensorImages, bernoulli_thresholds, draw_binary, loader
 
 
 def test_mnist_shapes_counts_and_labels(mnist: dict[str, torch.Tensor]) -> None:
@@ -38,6 +38,19 @@ def test_splits_hold_out_validation_and_fix_the_test_binarization(data_dir: Path
     grey = a.train.images[idx].float() / 255
     torch.testing.assert_close(torch.stack([a.train.__getitems__(idx)["x"] for _ in range(200)]).mean(0).mean(),
                                grey.mean(), atol=2e-3, rtol=0)
+
+
+def test_binary_draws_have_the_grey_level_as_probability() -> None:
+    """Every 8-bit level v fires with probability 257 v / 65536 (= v / 255 to 1.6e-5); v = 0 never fires."""
+    levels = torch.arange(256, dtype=torch.uint8).repeat(4000)  # 4,000 draws per level
+    torch.manual_seed(0)
+    x = draw_binary(bernoulli_thresholds(levels)).view(4000, 256)
+    p = torch.arange(256) * 257 / 65536
+    freq = x.mean(0).double()
+    assert freq[0] == 0
+    assert ((freq - p).abs() <= 5 * (p * (1 - p) / 4000).sqrt() + 1e-9).all()  # five standard errors
+    torch.manual_seed(0)
+    assert torch.equal(draw_binary(bernoulli_thresholds(levels)).view(4000, 256), x)  # seeded: reproducible
 
 
 def test_loader_serves_whole_batches() -> None:

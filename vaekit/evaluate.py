@@ -46,7 +46,7 @@ def evaluate(model: nn.Module, test: TensorImages, cfg: EvalConfig, progress: bo
         log_px += float(importance_weighted_bound(model, inputs, cfg.nll_samples, cfg.chunk_size).sum())
         b = x.shape[0]
         for name, value in model.loss(batch).terms.items():
-            sums[name] = sums.get(name, 0.0) + float(value) * b
+            sums[name] = sums.get(name, 0.0) + float(value.mean()) * b
         n += b
     seconds = time.perf_counter() - start
     au = (active_units(model.latent_means, (b if conditional else b["x"] for b in batches))

@@ -23,6 +23,23 @@ def binarize_fixed(images: Tensor, seed: int) -> Tensor:
     return torch.bernoulli(images.float() / 255.0, generator=g).to(torch.uint8) * 255
 
 
+def bernoulli_thresholds(images: Tensor) -> Tensor:
+    """Per-pixel int16 thresholds for :func:`draw_binary`: t = 257 v - 32768 for the 8-bit intensity v."""
+    return (images.to(torch.int32) * 257 - 32768).to(torch.int16)
+
+
+def draw_binary(thresholds: Tensor) -> Tensor:
+    """x ~ Bernoulli(p) per pixel with p = 257 v / 65536: v / 255 to within 1.6e-5, and exactly 0 where v = 0.
+
+    x = [u < t] for u uniform on the 65,536 int16 values, four u per 64-bit random word. A float uniform per
+    pixel (torch.rand) makes the generator the bottleneck; this serves a batch 2.2x faster, 0.2 ms of a small
+    VAE's 3 ms step on a 2-core CPU. Draws come from torch's default generator, so seeding reproduces them."""
+    n = thresholds.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=thresholds.device).random_(-(2**63), 2**63 - 1)
+    u = words.view(torch.int16)[:n].view(thresholds.shape)
+    return (u < thresholds).float()
+
+
 class TensorImages(Dataset):
     """Images (uint8, [N, C, H, W]) and optional labels, served as ``{"x": float in [0, 1], "y": ...}``.
 
@@ -34,6 +51,8 @@ class TensorImages(Dataset):
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.binarize = images, labels, binarize
+        # Dynamic binarization draws from thresholds kept beside the images (2 bytes a pixel).
+        self.thresholds = bernoulli_thresholds(images) if binarize == "dynamic" else None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -44,13 +63,13 @@ class TensorImages(Dataset):
 
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
         index = torch.as_tensor(idx)
-        x = self.images[index].float().div_(255.0)
-        if self.binarize == "dynamic":
-            # u < p with u ~ U(0, 1) is a Bernoulli(p) draw; on CPU it is 3x faster than torch.bernoulli.
-            x = (torch.rand_like(x) < x).to(x.dtype)
+        if self.thresholds is not None:
+            x = draw_binary(self.thresholds.index_select(0, index))
+        else:
+            x = self.images.index_select(0, index).float().div_(255.0)
         batch = {"x": x}
         if self.labels is not None:
-            batch["y"] = self.labels[index]
+            batch["y"] = self.labels.index_select(0, index)
         return batch
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:

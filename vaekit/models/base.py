@@ -28,7 +28,10 @@ Batch = Mapping[str, Tensor]
 
 @dataclass
 class LossOutput:
-    """What ``loss`` returns: the scalar to minimise and named scalar terms (per-example means)."""
+    """What ``loss`` returns: the scalar to minimise and named terms to log.
+
+    Terms are detached tensors (per example, or per sample and example); what is logged is their mean, taken
+    only when a logger asks, so a training step pays nothing for the terms it does not log."""
 
     loss: Tensor
     terms: dict[str, Tensor] = field(default_factory=dict)
@@ -47,9 +50,7 @@ def kl_term(q: Distribution, p: Distribution, z: Tensor | None = None) -> Tensor
 def elbo_terms(log_px_z: Tensor, kl: Tensor) -> LossOutput:
     """ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))   (Kingma & Welling 2014, eq. 3). Loss = -ELBO."""
     elbo = log_px_z - kl
-    with torch.no_grad():  # the logged terms: one stacked mean instead of three
-        means = torch.stack([elbo, log_px_z, kl]).mean(1)
-    return LossOutput(loss=-elbo.mean(), terms=dict(zip(("elbo", "rec", "kl"), means.unbind(), strict=True)))
+    return LossOutput(loss=-elbo.mean(), terms={"elbo": elbo.detach(), "rec": log_px_z.detach(), "kl": kl.detach()})
 
 
 class LatentVariableModel(nn.Module):

@@ -102,7 +102,7 @@ class QuadrantRegressor(nn.Module):
     def loss(self, batch: Batch) -> LossOutput:
         x, img = self.split(batch)
         ll = self.likelihood(x).log_prob(img)
-        return LossOutput(loss=-ll.mean(), terms={"elbo": ll.mean().detach(), "ncll": -ll.mean().detach()})
+        return LossOutput(loss=-ll.mean(), terms={"elbo": ll.detach(), "ncll": -ll.detach()})
 
     def log_importance_weights(self, batch: Batch, k: int) -> Tensor:
         """log p(y|x) of a deterministic prediction: every 'sample' weighs the same, so L_k is exact."""

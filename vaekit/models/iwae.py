@@ -117,8 +117,7 @@ class IWAE(LatentVariableModel):
         log_w = self.log_importance_weights(batch["x"], self.config.k)
         l_k = log_mean_exp(log_w, dim=0)
         bound = l_k if self.config.objective == "iwae" else log_w.mean(0)
-        with torch.no_grad():
-            terms = {"bound": bound.mean(), "elbo": log_w.mean(), "iwae_bound": l_k.mean()}
+        terms = {"bound": bound.detach(), "elbo": log_w.detach(), "iwae_bound": l_k.detach()}
         return LossOutput(loss=-bound.mean(), terms=terms)
 
     # -- use -------------------------------------------------------------------------------------------
