@@ -32,7 +32,7 @@ print("| one epoch, MLP VAE 784-400-20, batch 128, 50,000 images | epoch loop s 
       "| vs plain, tuned |")
 print("|---|---|---|---|---|---|")
 for name, s in (("plain PyTorch loop (torch defaults: Adam, torch.bernoulli)", plain),
-                ("plain loop, tuned (fused Adam, u < p binarization: vaekit's choices)", tuned),
+                ("plain loop, tuned (fused Adam, vaekit's binarizer: vaekit's choices)", tuned),
                 ("vaekit (Lightning)", vk), ("pythae 0.1.2 TrainingPipeline", py)):
     print(f"| {name} | {s:.2f} | {n / s:,.0f} | {py / s:.2f}x | {plain / s:.2f}x | {tuned / s:.2f}x |")
 print(f"\nWhole call including set-up: vaekit `fit` {vk_total:.2f} s, pythae pipeline {py_total:.2f} s "
