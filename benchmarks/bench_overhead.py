@@ -17,9 +17,8 @@ import warnings
 
 import lightning as L
 import torch
-import torch.nn.functional as F
+from bench_vaekit import EpochTimer, PlainVAE
 from common import OUT
-from torch import nn
 
 from vaekit.config import load_config
 from vaekit.data import build, loader
@@ -29,28 +28,6 @@ from vaekit.train import VAEModule, fit
 
 warnings.filterwarnings("ignore")
 B, H, Z = 16, 16, 2
-
-
-class Timer(L.Callback):
-    def on_train_epoch_start(self, trainer, module) -> None:  # noqa: ANN001
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, module) -> None:  # noqa: ANN001
-        self.seconds = time.perf_counter() - self.start
-
-
-class TinyVAE(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc = nn.Sequential(nn.Linear(784, H), nn.ReLU(), nn.Linear(H, 2 * Z))
-        self.dec = nn.Sequential(nn.Linear(Z, H), nn.ReLU(), nn.Linear(H, 784))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu, log_var = self.enc(x).chunk(2, -1)
-        z = mu + (0.5 * log_var).exp() * torch.randn_like(mu)
-        rec = F.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none").sum(-1)
-        kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(-1)
-        return (rec + kl).mean()
 
 
 def main() -> None:
@@ -68,7 +45,7 @@ def main() -> None:
     thresholds = splits.train.thresholds
 
     def plain() -> float:
-        model = TinyVAE()
+        model = PlainVAE(H, Z)
         opt = torch.optim.Adam(model.parameters(), fused=True)
         perm = torch.randperm(len(thresholds))
         start = time.perf_counter()
@@ -93,7 +70,7 @@ def main() -> None:
         return time.perf_counter() - start
 
     def lightning() -> float:
-        timer = Timer()
+        timer = EpochTimer()
         trainer = L.Trainer(max_epochs=1, limit_train_batches=steps, limit_val_batches=0, callbacks=[timer],
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
@@ -101,7 +78,7 @@ def main() -> None:
         return timer.seconds
 
     def vaekit() -> float:
-        timer = Timer()
+        timer = EpochTimer()
         fit(cfg, OUT / "overhead", callbacks=[timer])
         return timer.seconds
 

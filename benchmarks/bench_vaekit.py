@@ -45,10 +45,12 @@ def vaekit_epoch(round_: int) -> dict:
 
 
 class PlainVAE(nn.Module):
-    def __init__(self) -> None:
+    """The VAE as one writes it by hand: the closed-form KL and BCE in the forward."""
+
+    def __init__(self, hidden: int = HIDDEN, latent: int = LATENT) -> None:
         super().__init__()
-        self.enc = nn.Sequential(nn.Linear(784, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 2 * LATENT))
-        self.dec = nn.Sequential(nn.Linear(LATENT, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 784))
+        self.enc = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent))
+        self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 784))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu, log_var = self.enc(x).chunk(2, -1)
