@@ -53,6 +53,7 @@ class TrainConfig:
     val_every_n_epochs: int = 1
     progress_bar: bool = True
     threads: int | None = None  # torch.set_num_threads; None keeps torch's default
+    profiler: Literal["none", "simple", "advanced", "pytorch"] = "none"  # Lightning's profilers, to find slow hooks
 
 
 @dataclass

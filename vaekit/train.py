@@ -210,7 +210,8 @@ def fit(
         logger=_loggers(run_dir), callbacks=callbacks, log_every_n_steps=t.log_every_n_steps,
         check_val_every_n_epoch=t.val_every_n_epochs, limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar,
-        enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0, profiler=_NoProfiler(),
+        enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
+        profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
     )
     trainer.fit(
         module,
