@@ -73,13 +73,14 @@ class StandardNormal(DiagonalGaussian):
 @register_kl(DiagonalGaussian, DiagonalGaussian)
 def _kl_diagonal_gaussians(q: DiagonalGaussian, p: DiagonalGaussian) -> Tensor:
     """KL(q || p) = 1/2 sum_j [log sigma_p^2 - log sigma_q^2 + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1]."""
-    ratio = (q.log_var - p.log_var).exp()
-    return 0.5 * (ratio + (q.mean - p.mean).pow(2) / p.log_var.exp() - 1 - (q.log_var - p.log_var)).sum(-1)
+    log_ratio = q.log_var - p.log_var  # log sigma_q^2 / sigma_p^2
+    return 0.5 * (log_ratio.exp() + (q.mean - p.mean).pow(2) / p.log_var.exp() - 1 - log_ratio).sum(-1)
 
 
 @register_kl(DiagonalGaussian, StandardNormal)
 def _kl_to_standard_normal(q: DiagonalGaussian, p: StandardNormal) -> Tensor:
-    """-KL(q || N(0, I)) = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)   (Kingma & Welling 2014, App. B)."""
+    """KL(q || N(0, I)) = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2): the negative of Kingma & Welling
+    (2014)'s Appendix B term, on the stored log-variance."""
     return 0.5 * (q.mean.pow(2) + q.log_var.exp() - 1 - q.log_var).sum(-1)
 
 
