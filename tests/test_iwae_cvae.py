@@ -7,7 +7,7 @@ from torch.distributions import Bernoulli, Independent
 
 from vaekit import registry
 from vaekit.likelihoods import bernoulli
-from vaekit.models.cvae import CVAE, CVAEConfig, QuadrantRegressor, RegressorConfig, quadrant_mask
+from vaekit.models.cvae import CVAE, CVAEConfig, MaskedBernoulli, QuadrantRegressor, RegressorConfig, quadrant_mask
 from vaekit.models.iwae import IWAE, IWAEConfig
 from vaekit.models.vae import VAE, VAEConfig
 
@@ -106,8 +106,9 @@ def test_masked_ncll_ignores_given_pixels() -> None:
     like_a, like_b = like.log_prob(img), like.log_prob(flipped)
     torch.testing.assert_close(like_a, like_b)
     # the masked likelihood is the Bernoulli over the missing pixels alone
-    dist = QuadrantRegressor(RegressorConfig(shape, 2)).likelihood(torch.zeros(3, *shape))
-    dist.base.base_dist.logits = logits
+    regressor_likelihood = QuadrantRegressor(RegressorConfig(shape, 2)).likelihood(torch.zeros(3, *shape))
+    assert torch.equal(regressor_likelihood.mask, ~given)  # the regressor scores the missing pixels
+    dist = MaskedBernoulli(logits, ~given)
     full = Independent(Bernoulli(logits=logits), 3)
     per_pixel = full.base_dist.log_prob(img)
     torch.testing.assert_close(dist.log_prob(img), (per_pixel * ~given).flatten(1).sum(1))

@@ -50,7 +50,7 @@ class TensorImages(Dataset):
             raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels, self.binarize = images, labels, binarize
+        self.images, self.labels = images, labels
         # Dynamic binarization draws from thresholds kept beside the images (2 bytes a pixel).
         self.thresholds = bernoulli_thresholds(images) if binarize == "dynamic" else None
 

@@ -23,9 +23,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Distribution, Independent
+from torch.distributions import Bernoulli, Distribution
 
-from vaekit.likelihoods import diag_gaussian
+from vaekit.likelihoods import bernoulli, diag_gaussian
 from vaekit.models.base import Batch, LossOutput, elbo_terms, kl_term
 from vaekit.nets import MLP
 from vaekit.registry import register
@@ -54,17 +54,18 @@ class MaskedBernoulli(Distribution):
     arg_constraints: dict = {}
 
     def __init__(self, logits: Tensor, mask: Tensor) -> None:
-        self.base = Independent(Bernoulli(logits=logits, validate_args=False), len(mask.shape), validate_args=False)
+        self.pixels = Bernoulli(logits=logits, validate_args=False)
         self.mask = mask
-        super().__init__(self.base.batch_shape, self.base.event_shape, validate_args=False)
+        n = mask.dim()
+        super().__init__(logits.shape[:-n], logits.shape[-n:], validate_args=False)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        per_pixel = self.base.base_dist.log_prob(value)  # broadcasts value over leading sample dims
-        return (per_pixel * self.mask).flatten(-len(self.mask.shape)).sum(-1)
+        per_pixel = self.pixels.log_prob(value)  # broadcasts value over leading sample dims
+        return (per_pixel * self.mask).flatten(-self.mask.dim()).sum(-1)
 
     @property
     def mean(self) -> Tensor:
-        return self.base.mean
+        return self.pixels.mean
 
 
 @dataclass
@@ -198,10 +199,7 @@ class CVAE(nn.Module):
         cond = cond.expand(*z.shape[:-1], cond.shape[-1])
         logits = self.generation(torch.cat([z, cond], -1)).unflatten(-1, self.input_shape)
         mask = self.target_mask()
-        if mask is None:
-            return Independent(Bernoulli(logits=logits, validate_args=False), len(self.input_shape),
-                               validate_args=False)
-        return MaskedBernoulli(logits, mask)
+        return bernoulli(logits, len(self.input_shape)) if mask is None else MaskedBernoulli(logits, mask)
 
     # -- objective -------------------------------------------------------------------------------------
     def _posterior(self, batch: Batch) -> tuple[Tensor, Tensor, Distribution]:
