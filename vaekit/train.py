@@ -155,9 +155,12 @@ class Figures(Callback):
         was_training = model.training
         model.eval()
         batch = {k: v.to(module.device) for k, v in self.fixed.items()}
-        torch.manual_seed(0)  # the same prior draws every epoch, so the grids show progress
-        for name, (images, nrow) in model.figures(batch).items():
-            save_grid(images, self.dir / f"{name}_epoch{epoch:04d}.png", nrow=nrow)
+        # The same prior draws every epoch, so the grids show progress; drawn under a forked generator so the
+        # training run's own random stream (shuffling, dynamic binarization, noise) goes on untouched.
+        with torch.random.fork_rng(devices=[module.device] if module.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            for name, (images, nrow) in model.figures(batch).items():
+                save_grid(images, self.dir / f"{name}_epoch{epoch:04d}.png", nrow=nrow)
         model.train(was_training)
 
 
