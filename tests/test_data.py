@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaekit.config import DataConfig
-from vaekit.data import DataError, build, mnist
-from vaekit.data.batches import TensorImages, bernoulli_thresholds, draw_binary, loader
+from vaekit.data import DataError, build_data, mnist
+from vaekit.data.batches import EpochBatches, TensorExamples, bernoulli_thresholds, draw_binary, loader
+from vaekit.data.mnist import MNISTConfig
 
 
 def test_mnist_shapes_counts_and_labels(mnist: dict[str, torch.Tensor]) -> None:
@@ -24,18 +24,18 @@ def test_mnist_shapes_counts_and_labels(mnist: dict[str, torch.Tensor]) -> None:
 
 
 def test_splits_hold_out_validation_and_fix_the_test_binarization(data_dir: Path) -> None:
-    a = build(DataConfig(dir=str(data_dir), val_size=5000))
-    b = build(DataConfig(dir=str(data_dir), val_size=5000))
+    a = build_data(MNISTConfig(dir=str(data_dir), val_size=5000))
+    b = build_data(MNISTConfig(dir=str(data_dir), val_size=5000))
     assert (len(a.train), len(a.val), len(a.test)) == (55000, 5000, 10000)
-    assert a.input_shape == (1, 28, 28)
-    assert torch.equal(a.test.images, b.test.images)  # fixed-seed binarized test set
-    assert set(a.test.images.unique().tolist()) == {0, 255}
+    assert a.input_shape == (1, 28, 28) and a.defaults["n_classes"] == 10 and a.observation == "binary"
+    assert torch.equal(a.test.data, b.test.data)  # fixed-seed binarized test set
+    assert set(a.test.data.unique().tolist()) == {0, 255}
     idx = list(range(256))
     x1, x2 = a.train.__getitems__(idx)["x"], a.train.__getitems__(idx)["x"]
     assert set(x1.unique().tolist()) == {0.0, 1.0}
     assert not torch.equal(x1, x2)  # dynamic binarization: a fresh draw each time
     # ... whose mean is the grey level (the Bernoulli parameter).
-    grey = a.train.images[idx].float() / 255
+    grey = a.train.data[idx].float() / 255
     torch.testing.assert_close(torch.stack([a.train.__getitems__(idx)["x"] for _ in range(200)]).mean(0).mean(),
                                grey.mean(), atol=2e-3, rtol=0)
 
@@ -54,10 +54,59 @@ def test_binary_draws_have_the_grey_level_as_probability() -> None:
 
 
 def test_loader_serves_whole_batches() -> None:
-    data = TensorImages(torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8), torch.arange(50))
+    data = TensorExamples(torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8), torch.arange(50))
     batches = list(loader(data, 16, shuffle=True))
     assert [b["x"].shape[0] for b in batches] == [16, 16, 16, 2]
     assert sorted(torch.cat([b["y"] for b in batches]).tolist()) == list(range(50))
+
+
+def _epoch(data: TensorExamples, seed: int, epoch: int, skip: int = 0) -> list[dict[str, torch.Tensor]]:
+    dl = loader(data, 8, shuffle=True, seed=seed)
+    dl.batch_sampler.set_epoch(epoch)
+    if skip:
+        dl.batch_sampler.skip(epoch, skip)
+    return list(dl)
+
+
+def test_batches_are_a_function_of_seed_epoch_and_position() -> None:
+    """Order and binarization come from (seed, epoch, batch) alone: the global RNG does not move them, a new
+    epoch changes them, and skipping n batches (a resume) serves exactly the rest."""
+    data = TensorExamples(torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8), torch.arange(40), "dynamic")
+    torch.manual_seed(1)
+    a = _epoch(data, seed=3, epoch=2)
+    torch.manual_seed(99)
+    torch.rand(100)  # the global generator elsewhere in its stream
+    b = _epoch(data, seed=3, epoch=2)
+    assert all(torch.equal(x["x"], y["x"]) and torch.equal(x["y"], y["y"]) for x, y in zip(a, b, strict=True))
+    c = _epoch(data, seed=3, epoch=3)
+    assert not torch.equal(a[0]["y"], c[0]["y"])
+    rest = _epoch(data, seed=3, epoch=2, skip=2)
+    assert len(rest) == len(a) - 2
+    assert all(torch.equal(x["x"], y["x"]) for x, y in zip(a[2:], rest, strict=True))
+    assert _epoch(data, seed=3, epoch=2)[0]["y"].tolist() == a[0]["y"].tolist()  # the skip was used once
+
+
+def test_global_batches_split_between_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under DDP each process takes its share of every global batch: none seen twice, none dropped."""
+    import vaekit.data.batches as batches
+
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(batches, "_world", lambda r=rank: (r, 2))
+        sampler = EpochBatches(37, 8, shuffle=True, seed=0)
+        sampler.set_epoch(1)
+        mine = list(sampler)
+        assert len(mine) == len(sampler) == 3  # the same number of steps on both
+        seen += [i for b in mine for i in b]
+    assert sorted(seen) == list(range(37))
+
+
+def test_dequantized_values_lie_in_their_bins() -> None:
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).repeat(20, 1, 1, 1)
+    x = TensorExamples(levels, None, "dequantized").head(20)["x"]
+    k = levels.float()
+    assert bool(((x >= k / 256) & (x < (k + 1) / 256)).all())
+    assert abs(float((x * 256 - k).mean()) - 0.5) < 0.02  # u ~ U(0, 1)
 
 
 def _copy_mnist(src: Path, dst: Path) -> Path:

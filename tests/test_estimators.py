@@ -37,16 +37,16 @@ class _Deterministic(nn.Module):
         super().__init__()
         self.offset = 0
 
-    def log_importance_weights(self, x: Tensor, k: int) -> Tensor:
+    def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:
         i = torch.arange(self.offset, self.offset + k, dtype=torch.float64)[:, None]
         self.offset += k
-        return -1e4 + torch.sin(i) * 30 + x[None, :]
+        return -1e4 + torch.sin(i) * 30 + batch["x"][None, :]
 
 
 def test_chunked_bound_equals_one_pass() -> None:
     x = torch.tensor([0.0, 1.0, -2.0], dtype=torch.float64)
-    full = iwae_bound(_Deterministic().log_importance_weights(x, 5000))
-    chunked = importance_weighted_bound(_Deterministic(), x, 5000, chunk_size=333)
+    full = iwae_bound(_Deterministic().log_importance_weights({"x": x}, 5000))
+    chunked = importance_weighted_bound(_Deterministic(), {"x": x}, 5000, chunk_size=333)
     torch.testing.assert_close(chunked.double(), full, rtol=0, atol=1e-3)
 
 
@@ -59,7 +59,7 @@ def test_k1_bound_equals_single_sample_elbo_for_fixed_noise() -> None:
     model = _tiny_vae()
     x = torch.bernoulli(torch.full((6, 1, 4, 4), 0.4))
     torch.manual_seed(123)
-    bound = importance_weighted_bound(model, x, k=1)
+    bound = importance_weighted_bound(model, {"x": x}, k=1)
     # The same noise by hand: z = mu + sigma * eps, ELBO = log p(x|z) + log p(z) - log q(z|x).
     torch.manual_seed(123)
     q = model.encode(x)
@@ -72,7 +72,7 @@ def test_k1_bound_averages_to_analytic_elbo() -> None:
     model = _tiny_vae()
     x = torch.bernoulli(torch.full((4, 1, 4, 4), 0.4))
     with torch.no_grad():
-        mc = model.log_importance_weights(x, 100_000).mean(0)  # E_q[log p(x,z) - log q(z|x)], all by MC
+        mc = model.log_importance_weights({"x": x}, 100_000).mean(0)  # E_q[log p(x,z) - log q(z|x)], all by MC
         q = model.encode(x)
         rec = model.decode(q.sample((100_000,))).log_prob(x).mean(0)
         analytic = rec - kl_term(q, model.prior())  # the same ELBO with KL in closed form
@@ -138,7 +138,8 @@ def test_bound_approaches_exact_log_likelihood_on_ppca() -> None:
     x = model.marginal().sample((256,))
     exact = model.marginal().log_prob(x)
     torch.manual_seed(0)
-    gaps = [float((exact - importance_weighted_bound(model, x, k, chunk_size=1000)).mean()) for k in (1, 10, 100, 5000)]
+    gaps = [float((exact - importance_weighted_bound(model, {"x": x}, k, chunk_size=1000)).mean())
+            for k in (1, 10, 100, 5000)]
     assert gaps[0] > gaps[1] > gaps[2] > -0.005, gaps  # a lower bound that tightens with k
     assert gaps[0] > 0.5 and abs(gaps[3]) < 0.005, gaps  # loose at k = 1, exact to MC noise at 5000
 
@@ -151,5 +152,5 @@ def test_bound_is_exact_with_exact_posterior() -> None:
         q_, _ = torch.linalg.qr(model.W)
         model.W.copy_(q_ * torch.tensor([2.0, 0.7], dtype=torch.float64))
     x = model.marginal().sample((8,))
-    torch.testing.assert_close(importance_weighted_bound(model, x, 1), model.marginal().log_prob(x))
-    assert math.isfinite(float(importance_weighted_bound(model, x, 3).sum()))
+    torch.testing.assert_close(importance_weighted_bound(model, {"x": x}, 1), model.marginal().log_prob(x))
+    assert math.isfinite(float(importance_weighted_bound(model, {"x": x}, 3).sum()))

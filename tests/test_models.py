@@ -1,40 +1,97 @@
-"""Every registered model honours the contract; weights round-trip through safetensors."""
+"""Every registered model honours the contract it declares; weights round-trip through safetensors."""
 
 from __future__ import annotations
 
+import ast
+import json
+import struct
 from pathlib import Path
 
 import pytest
 import torch
 
 from vaekit import registry
-from vaekit.config import load_config
-from vaekit.io import load, save_weights, write_config
-from vaekit.models.base import LossOutput
-from vaekit.nets import count_parameters
+from vaekit.config import load_config, resolved_model
+from vaekit.figure_types import ImageGrid
+from vaekit.io import build_model, load, save_weights, write_config
+from vaekit.models.base import ABILITY_METHODS, Ability, LossOutput, Model
+from vaekit.nets import count_parameters, fold
+from vaekit.schedules import Ramp
 
 SHAPES = {"vae": (1, 28, 28), "conv_vae": (1, 28, 28)}
 
 
-UNCONDITIONAL = [n for n in registry.names() if not getattr(registry.get(n).model, "conditional", False)]
+def _batch(shape: tuple[int, ...], b: int = 5) -> dict[str, torch.Tensor]:
+    return {"x": torch.bernoulli(torch.full((b, *shape), 0.3)), "y": torch.arange(b) % 10}
 
 
-@pytest.mark.parametrize("name", UNCONDITIONAL)
+@pytest.mark.parametrize("name", registry.names())
 def test_contract(name: str) -> None:
+    """loss(batch) and each declared ability, called with the batch mapping, give what the contract says."""
     torch.manual_seed(0)
     entry = registry.get(name)
-    cfg = entry.config(input_shape=SHAPES.get(name, (1, 28, 28)))
-    model = entry.model(cfg)
-    x = torch.bernoulli(torch.full((5, *cfg.input_shape), 0.3))
-    out = model.loss({"x": x})
+    model = entry.model(entry.config(input_shape=SHAPES.get(name, (1, 28, 28))))
+    assert isinstance(model, Model)
+    shape = tuple(model.config.input_shape)
+    batch = _batch(shape)
+    out = model.loss(batch)
     assert isinstance(out, LossOutput) and out.loss.dim() == 0 and torch.isfinite(out.loss)
-    assert "elbo" in out.terms
+    term, mode = model.monitor
+    assert term in out.terms and mode in ("max", "min")
     out.loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
-    assert model.log_importance_weights(x, 7).shape == (7, 5)
-    assert model.sample(3).shape == (3, *cfg.input_shape)
-    assert model.reconstruct(x).shape == x.shape
-    assert model.encode(x).sample().shape[0] == 5 and model.prior().sample().shape == (model.latent_dim,)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    abilities = model.abilities
+    if Ability.IMPORTANCE_WEIGHTS in abilities:
+        assert model.log_importance_weights(batch, 7).shape == (7, 5)
+    if Ability.EXACT_LIKELIHOOD in abilities:
+        assert model.log_likelihood(batch).shape == (5,)
+    if Ability.SAMPLE in abilities:
+        assert model.sample(3).shape[-3:] == shape
+    if Ability.RECONSTRUCT in abilities:
+        assert model.reconstruct(batch).shape == batch["x"].shape
+    if Ability.LATENT_MEANS in abilities:
+        assert all(m.shape[0] == 5 for m in model.latent_means(batch).values())
+    if Ability.REPRESENTATION in abilities:
+        assert model.represent(batch["x"]).shape[0] == 5
+    if Ability.FIGURES in abilities:
+        figures = model.figures(batch)
+        assert figures and all(isinstance(f, ImageGrid) for f in figures.values())
+
+
+def test_declared_abilities_are_checked_at_registration() -> None:
+    class Liar(Model):
+        abilities = frozenset({Ability.EXACT_LIKELIHOOD})
+
+    with pytest.raises(TypeError, match="declares exact_likelihood but has no log_likelihood"):
+        registry.register("liar", object)(Liar)
+    assert set(ABILITY_METHODS) == set(Ability)
+
+
+def test_model_code_imports_no_trainer_data_or_files() -> None:
+    """Models, data and config do not know each other: a model file imports no Lightning, CLI, data set, I/O or
+    figure writer, and a data module imports no model, config or trainer."""
+    root = Path(__file__).resolve().parents[1] / "vaekit"
+    rules = {"models": ("lightning", "vaekit.train", "vaekit.cli", "vaekit.data", "vaekit.io", "vaekit.figures",
+                        "vaekit.config"),
+             "data": ("lightning", "vaekit.models", "vaekit.config", "vaekit.train", "vaekit.io", "vaekit.registry")}
+    for folder, banned in rules.items():
+        for path in (root / folder).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for n in names:
+                    assert not n.startswith(banned), f"{path.name} imports {n}"
+
+
+def test_importing_data_loads_no_model_and_no_trainer() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, vaekit.data; from vaekit.data import data_names; data_names(); "
+            "bad = [m for m in sys.modules if m.startswith(('vaekit.models', 'lightning', 'vaekit.config'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_conv_vae_at_64x64_is_far_smaller_than_dense() -> None:
@@ -46,24 +103,66 @@ def test_conv_vae_at_64x64_is_far_smaller_than_dense() -> None:
     assert count_parameters(conv) * 5 < count_parameters(dense)
 
 
+def test_fold_carries_sample_dimensions_through_conv_and_batch_norm() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4)).eval()
+    x = torch.randn(3, 5, 1, 6, 6)  # [k, B, C, H, W]
+    out = fold(conv, x, 3)
+    assert out.shape == (3, 5, 4, 6, 6)
+    torch.testing.assert_close(out[2, 4], conv(x[2, 4 : 5])[0])
+    gru = torch.nn.GRU(2, 3, batch_first=True)
+    seq = torch.randn(4, 2, 7, 2)  # [k, B, T, D]
+    y = fold(lambda s: gru(s)[0], seq, 2)
+    torch.testing.assert_close(y[1, 0], gru(seq[1, :1])[0][0])
+
+
 def test_gaussian_likelihood_shapes() -> None:
     cfg = registry.get("conv_vae").config(input_shape=(3, 32, 32), channels=(16, 32), likelihood="gaussian")
     model = registry.build("conv_vae", cfg)
     x = torch.rand(4, 3, 32, 32)
     assert model.decode(model.encode(x).mean).event_shape == (3, 32, 32)
-    assert model.log_importance_weights(x, 2).shape == (2, 4)
+    assert model.log_importance_weights({"x": x}, 2).shape == (2, 4)
 
 
-def test_safetensors_round_trip(tmp_path: Path) -> None:
+def test_kl_warm_up_at_zero_gives_the_kl_no_gradient_and_is_carried_by_the_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = registry.get("vae").config(input_shape=(1, 4, 4), hidden=(8,), latent_dim=3,
+                                     kl_weight=Ramp(0.0, 1.0, length=10))
+    model = registry.build("vae", cfg)
+    x = torch.bernoulli(torch.full((6, 1, 4, 4), 0.4))
+    model.on_train_step(0, 0)
+    assert float(model.kl_weight) == 0.0
+    torch.manual_seed(1)
+    out = model.loss({"x": x})
+    grads = torch.autograd.grad(out.loss, list(model.parameters()), allow_unused=True)
+    torch.manual_seed(1)
+    q = model.encode(x)
+    rec_only = -model.decode(q.rsample()).log_prob(x).mean()  # the same noise, the KL left out
+    for g, h in zip(grads, torch.autograd.grad(rec_only, list(model.parameters()), allow_unused=True), strict=True):
+        torch.testing.assert_close(g, h)
+    assert float(out.terms["kl"].mean()) > 0 and torch.allclose(out.terms["elbo"], out.terms["rec"] - out.terms["kl"])
+    model.on_train_step(5, 0)
+    assert float(model.kl_weight) == 0.5
+    save_weights(model, tmp_path / "w.safetensors")
+    from safetensors.torch import load_file
+
+    assert float(load_file(str(tmp_path / "w.safetensors"))["kl_weight"]) == 0.5  # checkpoints carry it
+
+
+def test_safetensors_round_trip_holds_no_pickle(tmp_path: Path) -> None:
     cfg = load_config({"model": {"name": "conv_vae", "input_shape": [1, 28, 28], "channels": [8, 16],
                                  "fc": 32, "latent_dim": 4}, "name": "t"})
     torch.manual_seed(0)
-    from vaekit.io import build_model
-
     model = build_model(cfg)
+    cfg.model = resolved_model(cfg.model)
     write_config(cfg, tmp_path)
     save_weights(model, tmp_path / "model.safetensors")
     again = load(tmp_path)
     x = torch.rand(3, 1, 28, 28)
     torch.testing.assert_close(again.encode(x).mean, model.encode(x).mean)
-    assert not (tmp_path / "model.safetensors").read_bytes().startswith(b"\x80")  # not a pickle
+    # safetensors: an 8-byte header length, a JSON header naming every tensor, then raw bytes (no pickle, no zip)
+    raw = (tmp_path / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    assert set(header) - {"__metadata__"} == set(model.state_dict())
+    assert not raw.startswith((b"PK", b"\x80"))

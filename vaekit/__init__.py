@@ -1,13 +1,25 @@
-"""vaekit: variational autoencoders that read like their papers, trained with Lightning, measured on data."""
+"""vaekit: variational autoencoders that read like their papers, trained with Lightning, measured on data.
 
-from vaekit.config import ConfigError, RunConfig, load_config
-from vaekit.estimators import importance_weighted_bound, iwae_bound, log_mean_exp
-from vaekit.io import load
-from vaekit.models.base import LatentVariableModel, LossOutput
-from vaekit.registry import build, get, names, register
+Names are imported on first use, so ``import vaekit.data`` (or any one part) loads no model and no trainer."""
 
-__version__ = "0.1.0"
-__all__ = [
-    "ConfigError", "LatentVariableModel", "LossOutput", "RunConfig", "build", "get", "importance_weighted_bound",
-    "iwae_bound", "load", "load_config", "log_mean_exp", "names", "register",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "ConfigError": "vaekit.config", "RunConfig": "vaekit.config", "load_config": "vaekit.config",
+    "importance_weighted_bound": "vaekit.estimators", "iwae_bound": "vaekit.estimators",
+    "log_mean_exp": "vaekit.estimators", "load": "vaekit.io", "Ability": "vaekit.models.base",
+    "LatentVariableModel": "vaekit.models.base", "LossOutput": "vaekit.models.base", "Model": "vaekit.models.base",
+    "build": "vaekit.registry", "get": "vaekit.registry", "names": "vaekit.registry", "register": "vaekit.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")

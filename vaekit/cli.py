@@ -34,13 +34,26 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vaekit.train import fit
 
     overrides = list(args.overrides)
-    for flag, key in (("data", "data.name"), ("data_dir", "data.dir"), ("epochs", "train.epochs"),
-                      ("seed", "train.seed"), ("devices", "train.devices"), ("strategy", "train.strategy"),
-                      ("precision", "train.precision"), ("accelerator", "train.accelerator"),
-                      ("max_time", "train.max_time")):
+    if args.data is not None and args.data != "mnist":
+        overrides.append(f"data.name={args.data}")
+        if args.data_dir is None:
+            raise ConfigError(f"--data {args.data} needs --data-dir: the folder or file to read")
+    for flag, key in (("data_dir", "data.dir"), ("epochs", "train.epochs"),
+                      ("seed", "train.seed"), ("devices", "trainer.devices"), ("strategy", "trainer.strategy"),
+                      ("precision", "trainer.precision"), ("accelerator", "trainer.accelerator"),
+                      ("max_time", "trainer.max_time")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
-    cfg = load_config(_recipe(args.recipe), overrides)
+    recipe = _recipe(args.recipe)
+    if args.data is not None and args.data != "mnist" and isinstance(recipe, str):
+        # Another data set than the recipe's: keep only the keys every data set has.
+        from vaekit.config import read_yaml
+
+        raw = read_yaml(Path(recipe)) or {}
+        raw.setdefault("name", Path(recipe).stem)
+        raw["data"] = {k: v for k, v in (raw.get("data") or {}).items() if k in ("batch_size",)}
+        recipe = raw
+    cfg = load_config(recipe, overrides)
     run_dir = Path(args.out or Path("runs") / cfg.name)
     print(f"vaekit: training {cfg.model_name} on {cfg.data.name} -> {run_dir}")
     fit(cfg, run_dir, resume=args.resume)
@@ -60,13 +73,24 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def _require(model: Any, ability: Any, what: str) -> None:
+    from vaekit.models.base import has
+
+    if not has(model, ability):
+        abilities = ", ".join(sorted(getattr(model, "abilities", ()))) or "none"
+        raise ValueError(f"{type(model).__name__} cannot {what} (its abilities: {abilities})")
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
     from vaekit.figures import save_grid
     from vaekit.io import load_run
+    from vaekit.models.base import Ability
 
     model, _, run_dir = load_run(args.run)
+    _require(model, Ability.SAMPLE if args.label is None else Ability.SAMPLE_BY_LABEL,
+             "sample" if args.label is None else "sample by label")
     torch.manual_seed(args.seed)
     out = Path(args.out or run_dir / (f"samples_label{args.label}.png" if args.label is not None else "samples.png"))
     images = model.sample(args.n) if args.label is None else model.sample(args.n, label=args.label)
@@ -76,17 +100,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
-    from vaekit import data as datasets
+    from vaekit.data import build_data
     from vaekit.figures import save_reconstructions
     from vaekit.io import load_run
+    from vaekit.models.base import Ability
 
     model, cfg, run_dir = load_run(args.run)
+    _require(model, Ability.RECONSTRUCT, "reconstruct")
     if args.data_dir:
         cfg.data.dir = args.data_dir
     torch.manual_seed(args.seed)
-    x = datasets.build(cfg.data).test.head(args.n)["x"]
+    batch = build_data(cfg.data).test.head(args.n, seed=args.seed)
     out = Path(args.out or run_dir / "reconstructions.png")
-    print(f"vaekit: wrote {save_reconstructions(x, model.reconstruct(x), out)}")
+    print(f"vaekit: wrote {save_reconstructions(batch['x'], model.reconstruct(batch), out)}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -97,12 +123,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 def cmd_list(args: argparse.Namespace) -> None:
     from vaekit import registry
-    from vaekit.data import DATASETS
+    from vaekit.data import data_names, get_data
 
     print("models:")
     for name in registry.names():
-        print(f"  {name:<12} {registry.get(name).summary}")
-    print("data sets:\n  " + ", ".join(DATASETS))
+        entry = registry.get(name)
+        print(f"  {name:<15} {entry.summary}")
+        print(f"  {'':<15} abilities: {', '.join(sorted(getattr(entry.model, 'abilities', ()))) or 'none'}")
+    print("data sets:")
+    for name in data_names():
+        print(f"  {name:<15} {get_data(name).summary}")
     if CONFIGS.is_dir():
         print("recipes (configs/):")
         for p in sorted(CONFIGS.glob("*.yaml")):
@@ -117,10 +147,11 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a recipe (configs/*.yaml) or a model by name")
     t.add_argument("recipe", help="recipe YAML, recipe name in configs/, or model name")
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=3e-4 model.latent_dim=20")
-    t.add_argument("--data", help="data set name (data.name)")
-    t.add_argument("--data-dir", help="folder with the data (else $VAEKIT_DATA, else a download cache)")
+    t.add_argument("--data", help="data set name (data.name): mnist, images, arrays, idx, ...")
+    t.add_argument("--data-dir", help="folder or file with the data (else $VAEKIT_DATA, else a download cache)")
     t.add_argument("--out", help="run directory (default runs/<recipe name>)")
-    t.add_argument("--resume", help="a .ckpt to continue from (step count and optimizer included)")
+    t.add_argument("--resume", help="'auto' (the run directory's newest checkpoint, if any) or a .ckpt file: "
+                                    "step count, optimizer, schedules and data order continue")
     t.add_argument("--epochs", type=int)
     t.add_argument("--max-time", help="wall-clock budget DD:HH:MM:SS")
     t.add_argument("--seed", type=int)
@@ -178,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError, OSError) as e:
         if args.debug:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

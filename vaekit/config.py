@@ -1,74 +1,97 @@
 """Run configuration: one dataclass per section, read from a YAML recipe plus ``key=value`` overrides.
 
-Every key and value is checked against the dataclass it lands in, so a typo fails at once with a one-line
-message naming the key and what is allowed, instead of deep inside a training run.
+Every section is validated by pydantic's ``TypeAdapter`` over plain dataclasses, so nested settings (lists of
+per-level dataclasses, optional sub-network configs, fixed-length tuples) are checked element by element. A
+mistake fails at once with one line naming the key and what is allowed, not deep inside a training run.
+
+Sections: ``model`` (the registered model's config), ``data`` (the registered data set's config), ``train``
+(vaekit's own loop settings), ``trainer`` (Lightning's ``Trainer`` arguments, validated here and passed on
+as they are) and ``eval``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from annotated_types import Ge, Gt
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+PositiveInt = Annotated[int, Ge(1)]
+NonNegativeInt = Annotated[int, Ge(0)]
+PositiveFloat = Annotated[float, Gt(0)]
 
 
 class ConfigError(ValueError):
     """A bad key or value in a recipe or on the command line."""
 
 
-@dataclass
-class DataConfig:
-    name: str = "mnist"
-    dir: str | None = None  # else $VAEKIT_DATA/<name>, else the user cache (downloaded)
-    binarize: Literal["dynamic", "none"] = "dynamic"  # dynamic: fresh Bernoulli draw per batch (Burda)
-    batch_size: int = 100
-    val_size: int = 10000  # held out from the 60k training images
-    test_binarize_seed: int = 0  # the fixed-seed binarized test set
+Logger = Literal["csv", "tensorboard", "mlflow", "wandb"]
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    max_time: str | None = None  # "DD:HH:MM:SS", a wall-clock budget for the whole fit
-    max_steps: int = -1
-    limit_train_batches: int | float = 1.0  # a fraction or a count of batches per epoch (quick runs)
-    limit_val_batches: int | float = 1.0
-    lr: float = 1e-3
+    """vaekit's own training settings."""
+
+    epochs: PositiveInt = 10
+    lr: PositiveFloat = 1e-3
     lr_decay: Literal["none", "cosine"] = "none"
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, Ge(0)] = 0.0
     seed: int = 0
-    devices: str = "auto"  # passed to lightning.Trainer: "auto", 1, "0,1", ...
-    accelerator: str = "auto"
-    strategy: str = "auto"  # "ddp" for several GPUs / nodes
-    num_nodes: int = 1
-    precision: str = "32-true"  # "bf16-mixed", "16-mixed", ...
-    log_every_n_steps: int = 50
-    figures_every_n_epochs: int = 1
-    snapshot_epochs: list[int] = field(default_factory=list)  # extra weights kept at these epochs
-    val_every_n_epochs: int = 1
+    log_every_n_steps: PositiveInt = 50
+    figures_every_n_epochs: PositiveInt = 1
+    snapshot_epochs: list[PositiveInt] = field(default_factory=list)  # extra weights kept at these epochs
+    checkpoint_every_n_steps: NonNegativeInt = 1000  # checkpoints/last.ckpt every N steps (0: each epoch only)
     progress_bar: bool = True
-    threads: int | None = None  # torch.set_num_threads; None keeps torch's default
+    threads: PositiveInt | None = None  # torch.set_num_threads; None keeps torch's default
     profiler: Literal["none", "simple", "advanced", "pytorch"] = "none"  # Lightning's profilers, to find slow hooks
+    loggers: list[Logger] = field(default_factory=lambda: ["csv"])
+    # Submodules initialised from trained runs before training, e.g. {baseline: runs/regressor} for a CVAE.
+    init: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments of ``lightning.Trainer``, passed on as they are (see its documentation)."""
+
+    accelerator: str = "auto"  # cpu, gpu, auto
+    devices: int | str = "auto"  # auto, 1, 4, "0,1"
+    strategy: str = "auto"  # ddp for several GPUs / nodes
+    num_nodes: PositiveInt = 1
+    precision: str = "32-true"  # bf16-mixed, 16-mixed
+    max_time: str | None = None  # DD:HH:MM:SS, a wall-clock budget for the whole fit
+    max_steps: int = -1
+    limit_train_batches: Annotated[int, Ge(0)] | Annotated[float, Ge(0)] = 1.0  # a fraction or a count
+    limit_val_batches: Annotated[int, Ge(0)] | Annotated[float, Ge(0)] = 1.0
+    check_val_every_n_epoch: PositiveInt = 1
+    gradient_clip_val: Annotated[float, Ge(0)] | None = None
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accumulate_grad_batches: PositiveInt = 1
+    sync_batchnorm: bool = False
+    deterministic: bool = False
 
 
 @dataclass
 class EvalConfig:
-    nll_samples: int = 5000
-    chunk_size: int = 50  # importance samples per decoder pass (x batch_size rows: ~15 MB for MNIST)
-    batch_size: int = 100
-    limit: int | None = None  # evaluate only the first N test images
+    nll_samples: PositiveInt = 5000
+    chunk_size: PositiveInt = 50  # importance samples per decoder pass (x batch_size rows: ~15 MB for MNIST)
+    batch_size: PositiveInt = 100
+    limit: PositiveInt | None = None  # evaluate only the first N test examples
 
 
 @dataclass
 class RunConfig:
-    model: dict[str, Any] = field(default_factory=lambda: {"name": "vae"})
-    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "vae"})  # name + the model's config fields
+    data: Any = None  # the registered data set's config dataclass (validated by name)
     train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     name: str = "run"
 
@@ -80,100 +103,130 @@ class RunConfig:
         return asdict(self)
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+# -- validation -----------------------------------------------------------------------------------------------
+def _forbid_extra(tp: Any, seen: set[Any]) -> None:
+    """pydantic ignores unknown keys of plain dataclasses unless told otherwise: tell every dataclass reachable
+    from ``tp`` (nested sections, lists of per-level configs, optional sub-configs) to reject them."""
+    if tp in seen:
+        return
+    seen.add(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if "__pydantic_config__" not in tp.__dict__:
+            tp.__pydantic_config__ = ConfigDict(extra="forbid")
+        for hint in typing.get_type_hints(tp, include_extras=True).values():
+            _forbid_extra(hint, seen)
+    for arg in typing.get_args(tp):
+        _forbid_extra(arg, seen)
 
 
-def coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check (and gently convert) ``value`` against the annotation ``tp``; raise ConfigError naming ``key``."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(map(str, args))}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}={value!r} fits none of {tp}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        inner = args[0] if args else Any
-        items = [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return str(value)
-    raise ConfigError(f"{key}: cannot check values of type {_type_name(tp)}")
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    _forbid_extra(cls, set())
+    return TypeAdapter(cls)
+
+
+def _field_names(cls: type) -> list[str]:
+    return sorted(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+def _unwrap(tp: Any) -> Any:
+    """Annotated[X, ...] -> X; X | None (or a union holding a dataclass or container) -> that member."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        tp = next((a for a in args if dataclasses.is_dataclass(a) or typing.get_origin(a)), tp)
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _dataclass_at(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The type found by following ``loc`` (field names and list positions) from ``cls``."""
+    tp = _unwrap(cls)
+    for part in loc:
+        origin = typing.get_origin(tp)
+        if isinstance(part, int) and origin in (list, tuple):
+            tp = _unwrap(typing.get_args(tp)[0])
+        elif dataclasses.is_dataclass(tp) and isinstance(part, str):
+            tp = _unwrap(typing.get_type_hints(tp, include_extras=True).get(part, Any))
+    return tp
+
+
+def _key(prefix: str, loc: tuple[Any, ...], cls: type) -> str:
+    """``train.lr``, ``model.levels[1].latent``: the dotted key of a pydantic error location. Parts that are not
+    keys (pydantic's names for the union branch it tried, such as ``int`` or ``constrained-int``) are left out."""
+    parts = [prefix] if prefix else []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+            continue
+        holder = _dataclass_at(cls, loc[:i])
+        if (dataclasses.is_dataclass(holder) and part in _field_names(holder)) or typing.get_origin(holder) is dict:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _message(err: dict[str, Any], prefix: str, cls: type) -> str:
+    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
+    key = _key(prefix, loc, cls)
+    ctx = err.get("ctx") or {}
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        key = ".".join(p for p in (_key(prefix, loc[:-1], cls), str(loc[-1])) if p)
+        holder = _dataclass_at(cls, loc[:-1])
+        allowed = ", ".join(_field_names(holder)) if dataclasses.is_dataclass(holder) else "none"
+        return f"unknown key {key}; allowed: {allowed}"
+    if kind == "literal_error":
+        choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"{key}={value!r} is not allowed; choose one of: {choices}"
+    if kind.startswith("int_"):
+        return f"{key} must be an integer, got {value!r}"
+    if kind.startswith("float_"):
+        return f"{key} must be a number, got {value!r}"
+    if kind.startswith("bool_"):
+        return f"{key} must be true or false, got {value!r}"
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"{key}={value!r} is not allowed; it must be {bounds[kind]} {limit}"
+    if kind == "missing":
+        return f"{key} is missing" if not isinstance(loc[-1], int) else f"{key.rsplit('[', 1)[0]} has too few values"
+    if kind == "too_long":
+        return f"{key} has too many values ({value!r})"
+    if kind in ("list_type", "tuple_type"):
+        return f"{key} must be a list, got {value!r}"
+    if kind in ("dict_type", "dataclass_type", "model_type"):
+        return f"{key} must be a mapping, got {value!r}"
+    if kind == "value_error":
+        return f"{key or prefix}: {err['msg'].removeprefix('Value error, ')}"
+    return f"{key}: {err['msg']} (got {value!r})"
 
 
 def from_dict(cls: type, data: dict[str, Any] | None, prefix: str) -> Any:
-    """Build dataclass ``cls`` from ``data``; unknown keys and bad values raise ConfigError."""
-    data = dict(data or {})
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ConfigError(
-            f"unknown key {where}{unknown[0]}; allowed: {', '.join(sorted(fields))}"
-        )
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = from_dict(tp, value, key)
-        else:
-            kwargs[name] = coerce(value, tp, key)
+    """Build dataclass ``cls`` from ``data``; unknown keys and bad values raise one-line ConfigErrors."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'the recipe'} must be a mapping, got {data!r}")
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:  # __post_init__ checks
+        return _adapter(cls).validate_python(dict(data or {}))
+    except ValidationError as e:
+        errors = e.errors()
+        # An unknown key explains the rest; else the first error.
+        first = next((x for x in errors if x["type"] in ("unexpected_keyword_argument", "extra_forbidden")), errors[0])
+        raise ConfigError(_message(first, prefix, cls)) from None
+    except (TypeError, ValueError) as e:  # a __post_init__ check pydantic did not wrap
         raise ConfigError(f"{prefix}: {e}") from None
 
 
+# -- recipes and overrides -------------------------------------------------------------------------------------
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``train.lr=3e-4`` -> (["train", "lr"], 3e-4); values are read as YAML scalars/lists."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else None
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
     return key.strip().split("."), value
 
 
@@ -189,8 +242,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def model_config(model: dict[str, Any]) -> Any:
-    """The registered model's config dataclass, validated (``model.name`` picks the model)."""
+def model_config(model: dict[str, Any], defaults: dict[str, Any] | None = None) -> Any:
+    """The registered model's config dataclass, validated (``model.name`` picks the model).
+
+    ``defaults`` (from the data set: input shape, classes) fill the fields the recipe leaves out."""
     from vaekit import registry
 
     model = dict(model)
@@ -201,7 +256,49 @@ def model_config(model: dict[str, Any]) -> Any:
         entry = registry.get(name)
     except KeyError:
         raise ConfigError(f"model.name={name!r} is unknown; choose one of: {', '.join(registry.names())}") from None
+    fields = set(_field_names(entry.config))
+    for key, value in (defaults or {}).items():
+        if key in fields and key not in model:
+            model[key] = list(value) if isinstance(value, tuple) else value
     return from_dict(entry.config, model, "model")
+
+
+def resolved_model(model: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model section with every default written out (what a run directory records)."""
+    return {"name": model["name"], **plain(asdict(model_config(model, defaults)))}
+
+
+def data_config(data: dict[str, Any] | None) -> Any:
+    """The registered data set's config dataclass, validated (``data.name`` picks the set, default mnist)."""
+    from vaekit.data.registry import data_names, get_data
+
+    data = dict(data or {})
+    name = data.setdefault("name", "mnist")
+    try:
+        entry = get_data(name)
+    except KeyError:
+        raise ConfigError(f"data.name={name!r} is unknown; choose one of: {', '.join(data_names())}") from None
+    return from_dict(entry.config, data, "data")
+
+
+def plain(value: Any) -> Any:
+    """Tuples -> lists, so YAML stays free of Python-specific tags."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e})") from None
 
 
 def load_config(source: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -214,12 +311,46 @@ def load_config(source: str | Path | dict[str, Any] | None = None, overrides: li
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"recipe {str(path)!r} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}")
         raw.setdefault("name", path.stem)
     raw = copy.deepcopy(raw)  # overrides must not reach into the caller's dicts
     if isinstance(raw.get("model"), str):
         raw["model"] = {"name": raw["model"]}
     raw = apply_overrides(raw, overrides or [])
+    data = raw.pop("data", None)
     cfg = from_dict(RunConfig, raw, "")
-    model_config(cfg.model)  # validate now, build later (the data may fill input_shape)
+    cfg.data = data_config(data)
+    if not isinstance(cfg.model, dict):
+        raise ConfigError(f"model must be a mapping, got {cfg.model!r}")
+    model_config(cfg.model)  # validate now; the data set fills input_shape when the model is built
     return cfg
+
+
+# Keys that moved between sections since the first release, so older run directories still load.
+_MOVED_TO_TRAINER = {"max_time": "max_time", "max_steps": "max_steps", "limit_train_batches": "limit_train_batches",
+                     "limit_val_batches": "limit_val_batches", "devices": "devices", "accelerator": "accelerator",
+                     "strategy": "strategy", "num_nodes": "num_nodes", "precision": "precision",
+                     "val_every_n_epochs": "check_val_every_n_epoch"}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """An older run's config.yaml in today's layout (Trainer arguments in ``trainer``, one CVAE per task)."""
+    raw = copy.deepcopy(raw)
+    train, trainer = raw.setdefault("train", {}) or {}, raw.setdefault("trainer", {}) or {}
+    for old, new in _MOVED_TO_TRAINER.items():
+        if old in train:
+            trainer.setdefault(new, train.pop(old))
+    model = raw.get("model") or {}
+    if model.get("name") == "cvae":
+        task = model.pop("task", "quadrants")
+        model["name"] = f"cvae_{task}"
+        if task == "label":
+            model.pop("given_quadrants", None)
+        else:
+            model.pop("n_classes", None)
+        if baseline := model.pop("baseline_run", None):
+            train.setdefault("init", {})["baseline"] = baseline
+    raw["train"], raw["trainer"] = train, trainer
+    return raw

@@ -1,20 +1,24 @@
-"""Test-set evaluation: NLL (-L_k with k = 5000), ELBO, KL and active units."""
+"""Test-set evaluation of whatever a model can be measured by: NLL (-L_k with k = 5000, or the exact
+log-likelihood) in nats and bits per dimension, the model's own terms (ELBO, KL, ...) and active units.
+Measures a model's declared abilities do not support are listed as not applicable, with the reason."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
-from vaekit import data as datasets
 from vaekit.config import EvalConfig, RunConfig
-from vaekit.data.batches import TensorImages, iterate
+from vaekit.data import build_data, iterate
 from vaekit.estimators import importance_weighted_bound
 from vaekit.metrics import active_units
+from vaekit.models.base import Ability, has
 
 
 def _progress(items: list, desc: str, enabled: bool) -> Any:
@@ -27,37 +31,62 @@ def _progress(items: list, desc: str, enabled: bool) -> Any:
     return tqdm(items, desc=desc, unit="batch")
 
 
+def _limited(test: Dataset, limit: int | None) -> Dataset:
+    return test.subset(limit) if limit is not None and limit < len(test) else test
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, test: TensorImages, cfg: EvalConfig, progress: bool = True,
-             seed: int = 0) -> dict[str, Any]:
-    """NLL = -(1/N) sum_n L_k(x_n) in nats, plus the analytic-KL ELBO and Burda's active units."""
+def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_offset: float = 0.0,
+             progress: bool = True, seed: int = 0) -> dict[str, Any]:
+    """NLL = -(1/N) sum_n L_k(x_n) in nats (plus ``nats_offset``, the dequantization correction) and in bits per
+    dimension (``dims`` values per example); the model's loss terms averaged over the test set; active units."""
     model.eval()
     torch.manual_seed(seed)
-    if cfg.limit is not None:
-        test = TensorImages(test.images[: cfg.limit], None if test.labels is None else test.labels[: cfg.limit])
-    batches = iterate(test, cfg.batch_size)
+    batches = iterate(_limited(test, cfg.limit), cfg.batch_size, seed=seed)
+    name = model.__class__.__name__
+    result: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     start = time.perf_counter()
     log_px, n = 0.0, 0
-    sums: dict[str, float] = {}  # the loss terms each model reports (elbo; rec and kl where defined)
-    conditional = getattr(model, "conditional", False)  # conditional models read X and Y from the batch
-    for batch in _progress(batches, f"L_{cfg.nll_samples}", progress):
-        x = batch["x"]
-        inputs = batch if conditional else x
-        log_px += float(importance_weighted_bound(model, inputs, cfg.nll_samples, cfg.chunk_size).sum())
-        b = x.shape[0]
-        for name, value in model.loss(batch).terms.items():
-            sums[name] = sums.get(name, 0.0) + float(value.mean()) * b
+    sums: dict[str, float] = {}
+    if has(model, Ability.IMPORTANCE_WEIGHTS):
+        how, desc = f"-L_{cfg.nll_samples}", f"L_{cfg.nll_samples}"
+    elif has(model, Ability.EXACT_LIKELIHOOD):
+        how, desc = "exact", "log p"
+    else:
+        how, desc = None, "terms"
+        skipped["nll"] = f"{name} declares neither importance weights nor an exact likelihood"
+    for batch in _progress(batches, desc, progress):
+        b = batch["x"].shape[0]
+        if how == "exact":
+            log_px += float(model.log_likelihood(batch).sum())
+        elif how is not None:
+            log_px += float(importance_weighted_bound(model, batch, cfg.nll_samples, cfg.chunk_size).sum())
+        for term, value in model.loss(batch).terms.items():
+            sums[term] = sums.get(term, 0.0) + float(value.float().mean()) * b
         n += b
-    seconds = time.perf_counter() - start
-    au = (active_units(model.latent_means, (b if conditional else b["x"] for b in batches))
-          if hasattr(model, "latent_means") else {})
-    return {"nll": -log_px / n, **{k: v / n for k, v in sums.items()}, "active_units": au, "k": cfg.nll_samples,
-            "n_images": n, "seconds": round(seconds, 1)}
+    if how is not None:
+        nll = -log_px / n + nats_offset
+        result.update(nll=nll, bits_per_dim=nll / (dims * math.log(2)), nll_estimator=how)
+        if how != "exact":
+            result["k"] = cfg.nll_samples
+    result.update({k: v / n for k, v in sums.items()})
+    if has(model, Ability.LATENT_MEANS):
+        result["active_units"] = active_units(model.latent_means, batches)
+    else:
+        skipped["active_units"] = f"{name} declares no latent means"
+    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1))
+    if nats_offset:
+        result["nats_offset"] = nats_offset  # D log 256: from the density of dequantized values to 8-bit NLL
+    if skipped:
+        result["not_applicable"] = skipped
+    return result
 
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True) -> dict[str, Any]:
-    test = datasets.build(cfg.data).test
-    result = evaluate(model, test, cfg.eval, progress=progress)
+    splits = build_data(cfg.data)
+    result = evaluate(model, splits.test, cfg.eval, splits.dims, splits.nats_offset, progress=progress)
+    result = {"model": cfg.model_name, "data": cfg.data.name, **result}
     if run_dir is not None:
         name = f"eval_k{cfg.eval.nll_samples}" + (f"_n{cfg.eval.limit}" if cfg.eval.limit else "") + ".json"
         (run_dir / name).write_text(json.dumps(result, indent=2))

@@ -1,4 +1,5 @@
-"""PNG grids of images with pillow (torchvision does not load beside the CPU torch used here)."""
+"""The one figure writer: a model's typed figures (vaekit.figure_types) to files. Image grids with pillow
+(torchvision does not load beside the CPU torch used here), curves with matplotlib, audio as 16-bit WAV."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from vaekit.figure_types import AudioClip, Curve, Figure, ImageGrid, Table, paired_rows
 
 
 def grid(images: Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> Image.Image:
@@ -36,53 +39,75 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: 
     return path
 
 
-def paired_rows(x: Tensor, x_hat: Tensor, nrow: int = 16) -> Tensor:
-    """Originals in one row, their reconstructions in the row below, ``nrow`` per row."""
-    rows = []
-    for i in range(0, x.shape[0], nrow):
-        rows += [x[i : i + nrow], x_hat[i : i + nrow]]
-    return torch.cat(rows)
-
-
 def save_reconstructions(x: Tensor, x_hat: Tensor, path: str | Path, scale: int = 2) -> Path:
     """Pairs of rows: originals above their reconstructions."""
     nrow = min(x.shape[0], 16)
     return save_grid(paired_rows(x, x_hat, nrow), path, nrow=nrow, scale=scale)
 
 
-def save_curve(
-    xs: list[float], ys: list[float], path: str | Path, xlabel: str = "", ylabel: str = "", log_x: bool = False,
-    size: tuple[int, int] = (480, 320),
-) -> Path:
-    """A minimal line plot with pillow (no plotting library needed): points, axes and end labels."""
-    from PIL import ImageDraw
+def save_curve(curve: Curve, path: str | Path) -> Path:
+    """A line chart of each named series (matplotlib, no display needed)."""
+    import matplotlib
 
-    xs_t = [math.log10(x) if log_x else x for x in xs]
-    w, h = size
-    left, right, top, bottom = 60, 30, 30, 40
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    x0, x1 = min(xs_t), max(xs_t) or 1
-    y0, y1 = min(ys), max(ys)
-    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-    def to_px(x: float, y: float) -> tuple[float, float]:
-        return left + (x - x0) / span_x * (w - left - right), top + (y1 - y) / span_y * (h - top - bottom)
-
-    draw.line([(left, top), (left, h - bottom), (w - right, h - bottom)], fill="black")
-    pts = [to_px(x, y) for x, y in zip(xs_t, ys, strict=True)]
-    draw.line(pts, fill=(31, 119, 180), width=2)
-    for px, py in pts:
-        draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=(31, 119, 180))
-    for i, (x, y) in enumerate(((xs[0], ys[0]), (xs[-1], ys[-1]))):
-        px, py = to_px(math.log10(x) if log_x else x, y)
-        label = f"{y:.2f} at {x:g}"
-        # first label right of its point, last label above-left of it, both inside the canvas
-        draw.text((px + 6, py) if i == 0 else (px - 7 * len(label), py - 16), label, fill="black")
-    draw.text((left, h - bottom + 8), f"{xlabel}{' (log scale)' if log_x else ''}: {xs[0]:g} .. {xs[-1]:g}",
-              fill="black")
-    draw.text((left, 6), ylabel, fill="black")
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for name, ys in curve.series.items():
+        ax.plot(curve.x, ys, marker="o", markersize=3, label=name)
+    if curve.log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(curve.xlabel)
+    ax.set_ylabel(curve.ylabel)
+    if len(curve.series) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    fig.savefig(path)
+    plt.close(fig)
     return path
+
+
+def save_audio(clip: AudioClip, path: str | Path) -> Path:
+    """16-bit mono PCM WAV (the standard library's wave module)."""
+    import wave
+
+    pcm = (clip.samples.detach().float().cpu().clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(clip.sample_rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def save_table(table: Table, path: str | Path) -> Path:
+    """JSON rows, and a Markdown table beside them."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table.rows, indent=2, default=float))
+    cols = list(dict.fromkeys(k for row in table.rows for k in row))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in cols) + " |" for row in table.rows]
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_figure(figure: Figure, stem: str | Path) -> Path:
+    """Write a typed figure to ``stem`` plus the suffix its type takes (.png, .wav, .json)."""
+    stem = Path(stem)
+    if isinstance(figure, ImageGrid):
+        return save_grid(figure.images, stem.with_suffix(".png"), nrow=figure.nrow)
+    if isinstance(figure, Curve):
+        return save_curve(figure, stem.with_suffix(".png"))
+    if isinstance(figure, AudioClip):
+        return save_audio(figure, stem.with_suffix(".wav"))
+    if isinstance(figure, Table):
+        return save_table(figure, stem.with_suffix(".json"))
+    raise TypeError(f"no writer for figures of type {type(figure).__name__}")

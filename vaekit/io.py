@@ -7,6 +7,8 @@ hold only tensors and plain Python values and are read with ``torch.load(weights
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +18,28 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vaekit import registry
-from vaekit.config import RunConfig, load_config, model_config
+from vaekit.config import ConfigError, RunConfig, load_config, migrate, model_config, plain, read_yaml
 
 
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, so YAML stays free of Python-specific tags."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def _replace_atomically(path: Path, write: Any) -> None:
+    """``write(tmp)`` then rename over ``path``: a crash mid-write leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_config(cfg: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(_plain(cfg.to_dict()), sort_keys=False))
+    text = yaml.safe_dump(plain(cfg.to_dict()), sort_keys=False)
+    _replace_atomically(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
+    _replace_atomically(Path(path), lambda p: save_file(state, str(p)))
 
 
 def build_model(cfg: RunConfig) -> nn.Module:
@@ -65,16 +69,31 @@ def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
     path = Path(path)
     weights, cfg_path = _find(path)
     if weights.suffix == ".ckpt":
-        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
-        cfg = load_config(ckpt["hyper_parameters"]["config"])
-        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+        try:  # weights_only: tensors and plain values; a pickled class or code is refused, never run
+            ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+            raw = ckpt["hyper_parameters"]["config"]
+            state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{weights}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
+        cfg = load_config(migrate(raw))
     else:
         if not cfg_path.exists():
             raise FileNotFoundError(f"{weights}: no config.yaml beside it")
-        cfg = load_config(yaml.safe_load(cfg_path.read_text()))
-        state = load_file(str(weights))
+        raw = read_yaml(cfg_path)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{cfg_path}: not a run configuration")
+        cfg = load_config(migrate(raw))
+        try:
+            state = load_file(str(weights))
+        except Exception as e:  # safetensors raises its own error types for a truncated or foreign file
+            raise ValueError(f"{weights}: not a readable safetensors file ({str(e)[:200]})") from None
     model = build_model(cfg)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{weights}: weights do not fit the model in its config "
+                         f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
     model.eval()
     return model, cfg, (cfg_path.parent if cfg_path != Path() else weights.parent)
 

@@ -6,7 +6,9 @@ observation (an image [C, H, W], a frame, ...), so ``log_prob`` returns one numb
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,27 @@ class BernoulliImage(Independent):
         return torch.einsum("...d,...d->...", flat, value.flatten(-n).to(flat.dtype)) - F.softplus(flat).sum(-1)
 
 
+class MaskedBernoulli(Distribution):
+    """Independent Bernoulli(logits) over the values where ``mask`` is true; the others contribute nothing (the
+    pixels a conditional model is given are not scored)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, logits: Tensor, mask: Tensor) -> None:
+        self.pixels = Bernoulli(logits=logits, **_FAST)
+        self.mask = mask
+        n = mask.dim()
+        super().__init__(logits.shape[:-n], logits.shape[-n:], validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        per_pixel = self.pixels.log_prob(value)  # broadcasts value over leading sample dims
+        return (per_pixel * self.mask).flatten(-self.mask.dim()).sum(-1)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.pixels.mean
+
+
 def bernoulli(params: Tensor, event_dims: int) -> Distribution:
     """Bernoulli on logits: one parameter per pixel."""
     return BernoulliImage(params, event_dims)
@@ -48,11 +71,80 @@ def gaussian(params: Tensor, event_dims: int) -> Distribution:
     return Independent(Normal(mean, log_scale.clamp(-7.0, 5.0).exp(), **_FAST), event_dims, **_FAST)
 
 
-# name -> (parameters per observed value, builder)
-LIKELIHOODS: dict[str, tuple[int, Callable[[Tensor, int], Distribution]]] = {
-    "bernoulli": (1, bernoulli),
-    "gaussian": (2, gaussian),
+class DiscretizedLogistic(Distribution):
+    """8-bit values x = k/255, each with the mass a logistic(mu, s) puts on its bin [x - 1/510, x + 1/510], the
+    end bins stretched to -inf and +inf (Salimans et al. 2017, PixelCNN++, eq. 2 with one mixture component).
+    A normalised distribution over the 256 levels of every value, so -log p is an NLL in nats."""
+
+    arg_constraints: dict = {}
+    half_bin = 1.0 / 510.0
+
+    def __init__(self, loc: Tensor, log_scale: Tensor, event_dims: int) -> None:
+        self.loc, self.log_scale, self.event_dims = loc, log_scale.clamp(min=-7.0), event_dims
+        super().__init__(loc.shape[: loc.dim() - event_dims], loc.shape[loc.dim() - event_dims :], validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        inv_s = torch.exp(-self.log_scale)
+        centred = value - self.loc
+        plus, minus = inv_s * (centred + self.half_bin), inv_s * (centred - self.half_bin)
+        log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the mass below the top edge (k = 0)
+        log_sf_minus = -F.softplus(minus)  # log (1 - sigmoid(minus)): the mass above the bottom edge (k = 255)
+        mass = torch.sigmoid(plus) - torch.sigmoid(minus)
+        mid = inv_s * centred  # where the bin's mass underflows, its density at the centre times the bin width
+        log_mid = mid - self.log_scale - 2 * F.softplus(mid) - math.log(255.0)
+        inner = torch.where(mass > 1e-5, mass.clamp(min=1e-12).log(), log_mid)
+        per_value = torch.where(value < self.half_bin, log_cdf_plus,
+                                torch.where(value > 1 - self.half_bin, log_sf_minus, inner))
+        return per_value.flatten(-self.event_dims).sum(-1)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc.clamp(0.0, 1.0)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        u = torch.rand(shape, device=self.loc.device).clamp(1e-5, 1 - 1e-5)
+        x = self.loc + self.log_scale.exp() * (u.log() - (-u).log1p())  # inverse logistic CDF
+        return (x.clamp(0.0, 1.0) * 255).round() / 255
+
+
+def discretized_logistic(params: Tensor, event_dims: int) -> Distribution:
+    """Discretized logistic on 8-bit values: parameters are (mean, log scale) stacked on the channel axis."""
+    loc, log_scale = params.chunk(2, dim=-event_dims)
+    return DiscretizedLogistic(loc, log_scale, event_dims)
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """An observation model: parameters per observed value, the builder, and the observations it is a
+    normalised distribution (or, for dequantized data, a density) over."""
+
+    n_params: int
+    build: Callable[[Tensor, int], Distribution]
+    accepts: frozenset[str]
+
+
+LIKELIHOODS: dict[str, Likelihood] = {
+    "bernoulli": Likelihood(1, bernoulli, frozenset({"binary"})),
+    "gaussian": Likelihood(2, gaussian, frozenset({"dequantized", "continuous"})),
+    "discretized_logistic": Likelihood(2, discretized_logistic, frozenset({"discrete8", "binary"})),
 }
+
+
+def check_likelihood(name: str, observation: str) -> None:
+    """Refuse a likelihood that is not a normalised distribution over the data as served, with the fix."""
+    like = LIKELIHOODS[name]
+    if observation in like.accepts:
+        return
+    fixes = {"discrete8": "model.likelihood=discretized_logistic, or data.dequantize=uniform with "
+                          "model.likelihood=gaussian, or data.binarize=dynamic",
+             "binary": "model.likelihood=bernoulli",
+             "dequantized": "model.likelihood=gaussian (a density), or data.dequantize=none",
+             "continuous": "model.likelihood=gaussian"}
+    what = {"discrete8": "8-bit grey levels", "binary": "binary values", "dequantized": "dequantized values",
+            "continuous": "real values"}[observation]
+    raise ValueError(f"model.likelihood={name} is not a normalised distribution over {what}, so its -log p would "
+                     f"be no NLL; use {fixes[observation]}")
 
 
 class DiagonalGaussian(Independent):

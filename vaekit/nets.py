@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -89,6 +89,15 @@ class ConvDecoder(nn.Module):
         y = self.deconv(self.fc(z).view(-1, *self.start))
         h, w = self.out_hw
         return y[..., :h, :w]
+
+
+def fold(fn: Callable[[Tensor], Tensor], x: Tensor, event_dims: int) -> Tensor:
+    """Apply ``fn`` (a conv, batch-norm or recurrent layer that takes one batch dimension) to ``x`` with any
+    leading sample dimensions: [k, B, *event] is folded to [k * B, *event] and the result unfolded to
+    [k, B, *out]. ``event_dims`` counts the trailing dimensions ``fn`` sees per example."""
+    lead = x.shape[: x.dim() - event_dims]
+    out = fn(x.reshape(-1, *x.shape[x.dim() - event_dims :]))
+    return out.reshape(*lead, *out.shape[1:])
 
 
 def count_parameters(module: nn.Module) -> int:

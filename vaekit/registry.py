@@ -26,6 +26,11 @@ def register(name: str, config: type) -> Callable[[type[nn.Module]], type[nn.Mod
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
+        from vaekit.models.base import ABILITY_METHODS
+
+        for ability in getattr(cls, "abilities", ()):
+            if not callable(getattr(cls, ABILITY_METHODS[ability], None)):
+                raise TypeError(f"{cls.__name__} declares {ability} but has no {ABILITY_METHODS[ability]}()")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         _MODELS[name] = Entry(name, cls, config, summary)
         cls.registry_name = name

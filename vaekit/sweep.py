@@ -11,7 +11,7 @@ numbers beside ours (markdown and JSON).
     reference: {one_layer: {"VAE k=5": 86.47}, ...}            # the paper's test NLL (nats)
 
 Override values may name ``{root}`` (the sweep directory) and ``{group}``, e.g. a CVAE's
-``model.baseline_run: "{root}/{group}/regressor"``.
+``train.init.baseline: "{root}/{group}/regressor"``.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
             row = {"group": group, "run": run, "paper_nll": paper}
             if found:
                 r = json.loads(found[-1].read_text())
-                row.update(nll=r["nll"], elbo=r["elbo"], active_units=r["active_units"], n_images=r["n_images"],
-                           k=r["k"])
+                row.update(nll=r.get("nll"), elbo=r.get("elbo"), active_units=r.get("active_units", {}),
+                           n_images=r.get("n_examples", r.get("n_images")), k=r.get("k", r.get("nll_estimator")))
             rows.append(row)
             fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else "—"  # noqa: E731
             au = "/".join(str(v) for v in row.get("active_units", {}).values()) or "—"

@@ -1,31 +1,38 @@
 """Training engineering: one LightningModule for any registered model, and ``fit`` to run a recipe.
 
-The research code (model, loss) lives in ``vaekit.models`` and never imports Lightning; this module adds
-the optimizer, logging, checkpoints, figures and devices (``--devices/--strategy/--precision`` go straight
-to ``lightning.Trainer``, so DDP on several GPUs or nodes needs no code here).
+The research code (model, loss, schedules) lives in ``vaekit.models`` and never imports Lightning; this module
+adds the optimizer, logging, checkpoints, resumption, figures and devices (the ``trainer:`` section goes to
+``lightning.Trainer`` as it is, so DDP on several GPUs or nodes, clipping and accumulation need no code here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.profilers import PassThroughProfiler
 from torch import nn
 
-from vaekit import data as datasets
-from vaekit.config import RunConfig, load_config
-from vaekit.figures import save_grid
-from vaekit.io import build_model, save_weights, write_config
+from vaekit.config import ConfigError, RunConfig, TrainConfig, from_dict, model_config, plain, resolved_model
+from vaekit.data import EpochBatches, build_data, loader
+from vaekit.figures import write_figure
+from vaekit.io import load, save_weights, write_config
+from vaekit.likelihoods import check_likelihood
+from vaekit.models.base import Ability, has
+from vaekit.registry import build
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
+warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 class VAEModule(L.LightningModule):
@@ -37,11 +44,12 @@ class VAEModule(L.LightningModule):
         self.config = config
         # A plain dict, so Lightning's .ckpt loads with weights_only=True and carries no pickled classes.
         self.save_hyperparameters({"config": config})
-        self.train_cfg = load_config(config).train
+        self.train_cfg: TrainConfig = from_dict(TrainConfig, config["train"], "train")
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook, ~40 times a step; nn.Module.__setattr__ checks
         # each value against parameters, buffers and submodules first (~100 us a step on a 2-core CPU).
+        # tests/test_lightning_internals.py fails if Lightning stops using this attribute.
         if name == "_current_fx_name":
             self.__dict__[name] = value
         else:
@@ -53,18 +61,22 @@ class VAEModule(L.LightningModule):
             return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.model.on_train_step(self.global_step, self.current_epoch)  # schedules: warm-up, capacity, fade-in
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.model.loss(batch)
-        # Logging every step costs more than a small model's step; log every n (the bar shows the latest).
-        if self.global_step % self.train_cfg.log_every_n_steps == 0:
-            self.log_dict({f"train/{k}": v.mean() for k, v in out.terms.items()}, prog_bar=False)
+        # Logging every step costs more than a small model's step; log on the steps Lightning writes a row for
+        # (after optimizer step s, it writes when (s + 1) % n == 0), so each row holds its own step's values.
+        if (self.global_step + 1) % self.train_cfg.log_every_n_steps == 0:
+            self.log_dict({f"train/{k}": v.float().mean() for k, v in out.terms.items()}, prog_bar=False)
             self.log("train/loss", out.loss.detach(), prog_bar=True)
         return out.loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.model.loss(batch)
         n = batch["x"].shape[0]
-        self.log_dict({f"val/{k}": v.mean() for k, v in out.terms.items()}, batch_size=n, sync_dist=True,
+        self.log_dict({f"val/{k}": v.float().mean() for k, v in out.terms.items()}, batch_size=n, sync_dist=True,
                       prog_bar=False)
         self.log("val/loss", out.loss, batch_size=n, sync_dist=True, prog_bar=True)
 
@@ -75,7 +87,8 @@ class VAEModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         t = self.train_cfg
-        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=self._fused())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=self._fused())
         if t.lr_decay == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(t.epochs, 1), eta_min=t.lr * 0.05)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
@@ -103,13 +116,81 @@ class _Checkpoint(ModelCheckpoint):
         return self.__dict__["_state_key"]
 
 
-class ExportWeights(Callback):
-    """Writes model.safetensors after every validation, best.safetensors when the validation loss (the model's
-    own objective: -ELBO, -L_k for an IWAE, the NCLL of a regressor) improves, and
-    snapshots/epochNNNN.safetensors at the epochs asked for (for curves of test NLL against epochs)."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file, then renames it over the old one: a run killed while
+    writing leaves the previous checkpoint whole."""
 
-    def __init__(self, run_dir: Path, snapshot_epochs: list[int] | None = None) -> None:
-        self.run_dir, self.best = run_dir, float("inf")
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class Resumable(Callback):
+    """``checkpoints/last.ckpt`` every N steps and at the end of every epoch, holding what a resume needs beyond
+    Lightning's own state: torch's global RNG (the model's noise) and how far into the epoch the run got.
+
+    The data order and every data draw are functions of (seed, epoch, batch) (vaekit.data.batches), so telling
+    the sampler where to start and restoring the RNG before the next step replays the uninterrupted run."""
+
+    def __init__(self, path: Path, every_n_steps: int, sampler: EpochBatches) -> None:
+        self.path, self.every, self.sampler = path, every_n_steps, sampler
+        self.position = (0, 0)  # (epoch, batches done in it) as of the last save
+        self._pending_rng: dict[str, Any] | None = None
+        self._mid_epoch = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: VAEModule, outputs: Any, batch: Any, idx: int) -> None:
+        done = idx + 1
+        if self.every and trainer.global_step % self.every == 0 and done < trainer.num_training_batches:
+            self.position = (trainer.current_epoch, done)
+            trainer.save_checkpoint(self.path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        self.position = (trainer.current_epoch + 1, 0)
+        trainer.save_checkpoint(self.path)
+
+    def _restore_rng(self) -> None:
+        if self._pending_rng is not None:
+            torch.set_rng_state(self._pending_rng["cpu"])
+            if "cuda" in self._pending_rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(self._pending_rng["cuda"])
+            self._pending_rng = None
+
+    # The RNG is restored where the original run stood when it saved: at the start of the next epoch (before the
+    # DataLoader draws its base seed) for an end-of-epoch checkpoint, else before the next step.
+    def on_train_epoch_start(self, trainer: L.Trainer, module: VAEModule) -> None:
+        if not self._mid_epoch:
+            self._restore_rng()
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: VAEModule, batch: Any, idx: int) -> None:
+        self._restore_rng()
+
+    def state_dict(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"rng": rng, "epoch": self.position[0], "batches": self.position[1]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending_rng = state["rng"]
+        self._mid_epoch = bool(state["batches"])
+        if state["batches"]:
+            self.sampler.skip(state["epoch"], state["batches"])
+
+
+class ExportWeights(Callback):
+    """Writes model.safetensors after every validation, best.safetensors when the monitored term (the model's
+    true ELBO or bound, never an annealed loss) improves, and snapshots/epochNNNN.safetensors at the epochs
+    asked for (for curves of test NLL against epochs)."""
+
+    def __init__(self, run_dir: Path, monitor: tuple[str, str], snapshot_epochs: list[int] | None = None) -> None:
+        self.run_dir, self.key, self.sign = run_dir, f"val/{monitor[0]}", 1.0 if monitor[1] == "min" else -1.0
+        self.best = float("inf")
         self.snapshots = set(snapshot_epochs or [])
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
@@ -122,9 +203,9 @@ class ExportWeights(Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         save_weights(module.model, self.run_dir / "model.safetensors")
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and float(loss) < self.best:
-            self.best = float(loss)
+        value = trainer.callback_metrics.get(self.key)
+        if value is not None and self.sign * float(value) < self.best:
+            self.best = self.sign * float(value)
             save_weights(module.model, self.run_dir / "best.safetensors")
 
     def on_train_end(self, trainer: L.Trainer, module: VAEModule) -> None:
@@ -139,45 +220,93 @@ class ExportWeights(Callback):
 
 
 class Figures(Callback):
-    """PNG grids of what ``model.figures(batch)`` draws (prior samples, reconstructions, completions) on a
-    fixed validation batch, every n epochs."""
+    """What ``model.figures(batch)`` draws (prior samples, reconstructions, completions, ...) on a fixed
+    validation batch, every n epochs, written by the one figure writer."""
 
     def __init__(self, run_dir: Path, fixed: dict[str, torch.Tensor], every: int = 1) -> None:
         self.dir, self.fixed, self.every = run_dir / "figures", fixed, every
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
         epoch = trainer.current_epoch + 1
-        if trainer.sanity_checking or not trainer.is_global_zero or epoch % self.every:
-            return
         model = module.model
-        if not hasattr(model, "figures"):
+        if trainer.sanity_checking or not trainer.is_global_zero or epoch % self.every or not has(model,
+                                                                                                  Ability.FIGURES):
             return
         was_training = model.training
         model.eval()
         batch = {k: v.to(module.device) for k, v in self.fixed.items()}
-        # The same prior draws every epoch, so the grids show progress; drawn under a forked generator so the
-        # training run's own random stream (shuffling, dynamic binarization, noise) goes on untouched.
+        # The same prior draws every epoch, so the figures show progress; drawn under a forked generator so the
+        # training run's own random stream (the model's noise) goes on untouched.
         with torch.random.fork_rng(devices=[module.device] if module.device.type == "cuda" else []):
             torch.manual_seed(0)
-            for name, (images, nrow) in model.figures(batch).items():
-                save_grid(images, self.dir / f"{name}_epoch{epoch:04d}.png", nrow=nrow)
+            for name, figure in model.figures(batch).items():
+                write_figure(figure, self.dir / f"{name}_epoch{epoch:04d}")
         model.train(was_training)
 
 
-def _loggers(run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(str(run_dir), name="logs", version="")]
-    try:
-        import tensorboard  # noqa: F401
-        from lightning.pytorch.loggers import TensorBoardLogger
+def _loggers(run_dir: Path, names: list[str]) -> list[Logger]:
+    loggers: list[Logger] = []
+    for name in dict.fromkeys(names):
+        try:
+            if name == "csv":
+                loggers.append(CSVLogger(str(run_dir), name="logs", version=""))
+            elif name == "tensorboard":
+                import tensorboard  # noqa: F401
+                from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tb"))
-    except ImportError:
-        pass
+                loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tb"))
+            elif name == "mlflow":
+                import mlflow  # noqa: F401
+                from lightning.pytorch.loggers import MLFlowLogger
+
+                loggers.append(MLFlowLogger(experiment_name=run_dir.name, tracking_uri=f"file:{run_dir / 'mlruns'}"))
+            elif name == "wandb":
+                import wandb  # noqa: F401
+                from lightning.pytorch.loggers import WandbLogger
+
+                loggers.append(WandbLogger(name=run_dir.name, save_dir=str(run_dir)))
+        except ImportError:
+            raise ConfigError(f"train.loggers: {name} is not installed (pip install {name})") from None
     return loggers
 
 
-def _devices(text: str) -> Any:
-    return int(text) if text.isdigit() else text
+def _trainer_args(cfg: RunConfig) -> dict[str, Any]:
+    args = asdict(cfg.trainer)
+    devices = args["devices"]
+    args["devices"] = int(devices) if isinstance(devices, str) and devices.isdigit() else devices
+    return args
+
+
+def init_from_runs(model: nn.Module, init: dict[str, str]) -> None:
+    """Load submodules from trained runs (``train.init: {baseline: runs/regressor}``), checking they match."""
+    for name, path in init.items():
+        try:
+            sub = model.get_submodule(name)
+        except AttributeError:
+            raise ConfigError(f"train.init.{name}: the model has no submodule {name!r}") from None
+        trained = load(path).state_dict()
+        mine = sub.state_dict()
+        if trained.keys() != mine.keys() or any(trained[k].shape != mine[k].shape for k in mine):
+            raise ConfigError(f"train.init.{name}: {path} does not match the model's {name} (set its widths, "
+                              f"e.g. model.baseline_hidden, to the trained run's)")
+        sub.load_state_dict(trained)
+
+
+def resolve_resume(resume: str | Path | None, run_dir: Path) -> Path | None:
+    """``auto``: the run directory's newest checkpoint, if it has one; else the path given."""
+    if resume is None:
+        return None
+    if str(resume) == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            print(f"vaekit: resuming from {last}")
+            return last
+        print(f"vaekit: no checkpoint in {run_dir / 'checkpoints'} yet; starting from scratch")
+        return None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    return path
 
 
 def fit(
@@ -185,42 +314,45 @@ def fit(
 ) -> tuple[VAEModule, L.Trainer]:
     """Train ``cfg`` into ``run_dir`` (config, logs, checkpoints, figures, safetensors weights).
 
-    ``callbacks`` are added to vaekit's own (checkpoints, weight export, figures, progress bar)."""
+    ``resume``: a checkpoint, or ``"auto"`` for the run directory's newest one. ``callbacks`` run before
+    vaekit's own (checkpoints, weight export, figures, progress bar) in each hook."""
     run_dir = Path(run_dir)
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
+    ckpt_path = resolve_resume(resume, run_dir)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    splits = datasets.build(cfg.data)
-    cfg.model.setdefault("input_shape", list(splits.input_shape))
-    model = build_model(cfg)
-    if hasattr(model, "prepare"):  # e.g. the CVAE loads its pre-trained baseline
-        model.prepare()
+    splits = build_data(cfg.data)
+    model_cfg = model_config(cfg.model, splits.defaults)
+    if (likelihood := getattr(model_cfg, "likelihood", None)) is not None:
+        check_likelihood(likelihood, splits.observation)
+    cfg.model = resolved_model(cfg.model, splits.defaults)  # config.yaml records every default
+    model = build(cfg.model_name, model_cfg)
+    init_from_runs(model, t.init)
     write_config(cfg, run_dir)
-    module = VAEModule(model, cfg.to_dict())
-    ckpt = _Checkpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1,
-        save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
-    )
+    module = VAEModule(model, plain(cfg.to_dict()))
+    term, mode = model.monitor
+    best = _Checkpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{term}", mode=mode,
+                       save_top_k=1, save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
+    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed)
+    resumable = Resumable(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every_n_steps,
+                          train_loader.batch_sampler)
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).
-    callbacks = [*(callbacks or []), ckpt, ExportWeights(run_dir, t.snapshot_epochs),
+    callbacks = [*(callbacks or []), best, resumable, ExportWeights(run_dir, model.monitor, t.snapshot_epochs),
                  Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
     trainer = L.Trainer(
-        max_epochs=t.epochs, max_steps=t.max_steps, max_time=t.max_time, accelerator=t.accelerator,
-        devices=_devices(t.devices), strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision,
-        logger=_loggers(run_dir), callbacks=callbacks, log_every_n_steps=t.log_every_n_steps,
-        check_val_every_n_epoch=t.val_every_n_epochs, limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar,
-        enable_model_summary=False, default_root_dir=str(run_dir), num_sanity_val_steps=0,
-        profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
+        **_trainer_args(cfg), max_epochs=t.epochs, logger=_loggers(run_dir, t.loggers), callbacks=callbacks,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, enable_model_summary=False,
+        default_root_dir=str(run_dir), num_sanity_val_steps=0, use_distributed_sampler=False,
+        plugins=[AtomicCheckpointIO()], profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
     )
     trainer.fit(
         module,
-        train_dataloaders=datasets.loader(splits.train, cfg.data.batch_size, shuffle=True),
-        val_dataloaders=datasets.loader(splits.val, 1000, shuffle=False),
-        ckpt_path=str(resume) if resume else None,
+        train_dataloaders=train_loader,
+        val_dataloaders=loader(splits.val, 1000, shuffle=False, seed=t.seed + 1),
+        ckpt_path=str(ckpt_path) if ckpt_path else None,
         weights_only=True,
     )
     return module, trainer

@@ -7,15 +7,16 @@ served, as in Burda et al. 2016); the test set is binarized once with a fixed se
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vaekit.data.files import DataError, download, md5_of_gzip_content, resolve_dir
+from vaekit.data.idx import read_idx
+from vaekit.data.imagesets import ImageDataConfig, image_splits
+from vaekit.data.registry import Splits, register_data
 
 # Uncompressed md5 sums, as listed in shared/data/README.md.
 FILES = {
@@ -28,35 +29,6 @@ MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ]
-_UBYTE = 0x08  # IDX type code for unsigned bytes
-
-
-def read_idx(path: Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Parse a gzip IDX file, checking magic number, dimension count, shape and length."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip ({e})") from None
-    if len(raw) < 4:
-        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header")
-    zero, dtype, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
-    if zero != 0 or dtype != _UBYTE or ndim not in (1, 3):
-        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 00000801 or 00000803)")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    if expected_shape is not None and tuple(shape) != tuple(expected_shape):
-        raise DataError(f"{path}: header says shape {tuple(shape)}, expected {tuple(expected_shape)}")
-    n = int(np.prod(shape))
-    if len(raw) - header != n:
-        raise DataError(f"{path}: truncated: {len(raw) - header} data bytes, header promises {n}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
-
-
 def locate(data_dir: str | os.PathLike | None = None, verify: bool = True) -> Path:
     """The folder with the four files, downloading into the cache if allowed and needed."""
     folder, may_download = resolve_dir("mnist", data_dir)
@@ -80,3 +52,16 @@ def load(data_dir: str | os.PathLike | None = None, verify: bool = True) -> dict
         t = torch.from_numpy(arr.copy())
         out[key] = t.unsqueeze(1) if key.endswith("images") else t.long()
     return out
+
+
+@dataclass
+class MNISTConfig(ImageDataConfig):
+    name: str = "mnist"
+
+
+@register_data("mnist", MNISTConfig)
+def build_mnist(cfg: MNISTConfig) -> Splits:
+    """MNIST digits, 28x28 grey (LeCun et al.): 50,000 train / 10,000 validation / 10,000 test."""
+    d = load(cfg.dir)
+    return image_splits(cfg, d["train_images"], d["train_labels"], d["test_images"], d["test_labels"], n_classes=10,
+                        source="MNIST")

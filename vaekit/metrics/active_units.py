@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-Representation = Callable[[Any], dict[str, Tensor]]  # inputs (images, or a batch) -> means per layer
+Representation = Callable[[Any], dict[str, Tensor]]  # a batch mapping -> posterior means per latent layer
 
 
 @torch.no_grad()
@@ -22,8 +22,8 @@ def unit_variances(represent: Representation, batches: Iterable[Any]) -> dict[st
     sums: dict[str, Tensor] = {}
     squares: dict[str, Tensor] = {}
     n = 0
-    for x in batches:
-        for name, mean in represent(x).items():
+    for batch in batches:
+        for name, mean in represent(batch).items():
             m = mean.double()
             sums[name] = sums.get(name, 0) + m.sum(0)
             squares[name] = squares.get(name, 0) + (m * m).sum(0)

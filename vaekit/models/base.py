@@ -1,29 +1,70 @@
 """The model contract every vaekit variant follows, and the one place the ELBO is written.
 
-A model is a plain ``nn.Module`` that says what its distributions are:
+A model is a plain ``nn.Module`` (no Lightning, no data set, no files) that takes the batch mapping
+``{"x": observations, "y": labels, ...}`` in every method, so conditional and sequence models need no other
+signature:
 
-- ``encode(x) -> q(z|x)``, ``decode(z) -> p(x|z)``, ``prior() -> p(z)``: ``torch.distributions`` objects.
-- ``loss(batch) -> LossOutput``: the quantity to minimise plus named terms to log.
-- ``log_importance_weights(x, k) -> [k, B]``: log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x). The shared
-  estimator in :mod:`vaekit.estimators` turns these into the IWAE bound / NLL for any model.
-- ``sample(n)``, ``reconstruct(x)``, ``latent_means(x)`` for figures and active units.
+- ``loss(batch) -> LossOutput``: the scalar to minimise and named per-example terms to log.
+- ``on_train_step(step, epoch)``: the training module calls it before every step; scheduled values (KL warm-up,
+  capacity, fade-in) live in buffers, so checkpoints and ``vaekit.load`` carry them.
+- ``monitor``: the logged term that selects the best checkpoint and the direction that is better. It must be a
+  quantity no schedule moves (the true ELBO or bound), not the annealed loss, lowest during warm-up.
 
-Batches are mappings ``{"x": images, "y": labels, ...}`` so that conditional and sequence models take the
-inputs they need without a change of signature.
+Optional abilities are declared in ``abilities`` (checked when the model registers), never guessed:
+
+==================  ==============================================  ==============================
+ability             method                                          used by
+==================  ==============================================  ==============================
+importance_weights  ``log_importance_weights(batch, k) -> [k, B]``  NLL = -L_k (vaekit.estimators)
+exact_likelihood    ``log_likelihood(batch) -> [B]``                NLL of models with no latent
+latent_means        ``latent_means(batch) -> {level: [B, D]}``      active units
+representation      ``represent(x) -> [B, D]``                      disentanglement metrics
+sample              ``sample(n) -> observations``                   vaekit sample
+sample_by_label     ``sample(n, label=...)``                        vaekit sample --label
+reconstruct         ``reconstruct(batch) -> observations``          vaekit reconstruct
+figures             ``figures(batch) -> {name: Figure}``            training figures, reports
+==================  ==============================================  ==============================
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
+from vaekit.figure_types import Figure, ImageGrid, paired_rows
 from vaekit.likelihoods import standard_normal
+from vaekit.schedules import Ramp
 
 Batch = Mapping[str, Tensor]
+
+
+class Ability(StrEnum):
+    IMPORTANCE_WEIGHTS = "importance_weights"
+    EXACT_LIKELIHOOD = "exact_likelihood"
+    LATENT_MEANS = "latent_means"
+    REPRESENTATION = "representation"
+    SAMPLE = "sample"
+    SAMPLE_BY_LABEL = "sample_by_label"
+    RECONSTRUCT = "reconstruct"
+    FIGURES = "figures"
+
+
+# The method each ability promises (registration checks that the class defines it).
+ABILITY_METHODS: dict[Ability, str] = {
+    Ability.IMPORTANCE_WEIGHTS: "log_importance_weights", Ability.EXACT_LIKELIHOOD: "log_likelihood",
+    Ability.LATENT_MEANS: "latent_means", Ability.REPRESENTATION: "represent", Ability.SAMPLE: "sample",
+    Ability.SAMPLE_BY_LABEL: "sample", Ability.RECONSTRUCT: "reconstruct", Ability.FIGURES: "figures",
+}
+
+
+def has(model: nn.Module, ability: Ability) -> bool:
+    return ability in getattr(model, "abilities", frozenset())
 
 
 @dataclass
@@ -47,15 +88,52 @@ def kl_term(q: Distribution, p: Distribution, z: Tensor | None = None) -> Tensor
         return q.log_prob(z) - p.log_prob(z)
 
 
-def elbo_terms(log_px_z: Tensor, kl: Tensor) -> LossOutput:
-    """ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))   (Kingma & Welling 2014, eq. 3). Loss = -ELBO."""
+def elbo_terms(log_px_z: Tensor, kl: Tensor, beta: Tensor | float = 1.0) -> LossOutput:
+    """ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))   (Kingma & Welling 2014, eq. 3).
+
+    The loss minimised is -(E_q[log p(x|z)] - beta KL) with beta = 1 unless a schedule (KL warm-up, Sonderby et
+    al. 2016) or a beta-VAE (Higgins et al. 2017) sets it; the logged ``elbo`` is always the true bound."""
     elbo = log_px_z - kl
-    return LossOutput(loss=-elbo.mean(), terms={"elbo": elbo.detach(), "rec": log_px_z.detach(), "kl": kl.detach()})
+    loss = -(log_px_z - beta * kl).mean() if not (isinstance(beta, float) and beta == 1.0) else -elbo.mean()
+    return LossOutput(loss=loss, terms={"elbo": elbo.detach(), "rec": log_px_z.detach(), "kl": kl.detach()})
 
 
-class LatentVariableModel(nn.Module):
-    """Base for single-latent VAEs: subclasses define ``encode``, ``decode`` and ``latent_dim``."""
+class Model(nn.Module):
+    """What every registered model shares: declared abilities, the monitored term and scheduled buffers."""
 
+    abilities: ClassVar[frozenset[Ability]] = frozenset()
+    monitor: ClassVar[tuple[str, Literal["max", "min"]]] = ("elbo", "max")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._schedules: dict[str, Ramp] = {}
+
+    def scheduled(self, name: str, ramp: Ramp) -> None:
+        """Keep ``ramp``'s current value as attribute ``name``: a buffer (saved and loaded with the weights) when
+        it changes over training, a plain float when it is constant."""
+        if ramp.constant:
+            setattr(self, name, float(ramp.start))
+            return
+        self._schedules[name] = ramp
+        self.register_buffer(name, torch.tensor(float(ramp.value(0, 0))))
+
+    def on_train_step(self, step: int, epoch: int) -> None:
+        """Called by the training module before every training step."""
+        for name, ramp in self._schedules.items():
+            getattr(self, name).fill_(ramp.value(step, epoch))
+
+    def loss(self, batch: Batch) -> LossOutput:
+        raise NotImplementedError
+
+
+class LatentVariableModel(Model):
+    """Base for single-latent VAEs: subclasses define ``encode``, ``decode`` and ``latent_dim``.
+
+    ``encode(x) -> q(z|x)``, ``decode(z) -> p(x|z)`` and ``prior() -> p(z)`` are ``torch.distributions``
+    objects; the decoder accepts any leading sample dimensions ([k, B, D] -> p(x|z) of batch shape [k, B])."""
+
+    abilities = frozenset({Ability.IMPORTANCE_WEIGHTS, Ability.LATENT_MEANS, Ability.REPRESENTATION, Ability.SAMPLE,
+                           Ability.RECONSTRUCT, Ability.FIGURES})
     latent_dim: int
 
     def encode(self, x: Tensor) -> Distribution:
@@ -75,14 +153,16 @@ class LatentVariableModel(nn.Module):
 
     # -- objective ---------------------------------------------------------------------------------------
     def loss(self, batch: Batch) -> LossOutput:
-        """Negative single-sample ELBO with the analytic KL (reparameterised z ~ q(z|x))."""
+        """Negative single-sample ELBO with the analytic KL (reparameterised z ~ q(z|x)), KL weighted by beta."""
         x = batch["x"]
         q = self.encode(x)
         z = q.rsample()
-        return elbo_terms(self.decode(z).log_prob(x), kl_term(q, self.prior(), z))
+        beta = getattr(self, "kl_weight", 1.0)  # set by self.scheduled("kl_weight", ...) where a model has one
+        return elbo_terms(self.decode(z).log_prob(x), kl_term(q, self.prior(), z), beta)
 
-    def log_importance_weights(self, x: Tensor, k: int) -> Tensor:
+    def log_importance_weights(self, batch: Batch, k: int) -> Tensor:
         """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x), i = 1..k; shape [k, B]."""
+        x = batch["x"]
         q = self.encode(x)
         z = q.rsample((k,))
         return self.decode(z).log_prob(x) + self.prior().log_prob(z) - q.log_prob(z)
@@ -95,19 +175,23 @@ class LatentVariableModel(nn.Module):
         return self.decode(z).mean
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor) -> Tensor:
+    def reconstruct(self, batch: Batch) -> Tensor:
         """Mean of p(x|z) at the posterior mean z = E_q[z]."""
-        return self.decode(self.encode(x).mean).mean
+        return self.decode(self.encode(batch["x"]).mean).mean
 
     @torch.no_grad()
-    def figures(self, batch: Batch) -> dict[str, tuple[Tensor, int]]:
-        """Named image grids (images, per row) for the training figures: prior samples, reconstructions."""
-        from vaekit.figures import paired_rows
+    def represent(self, x: Tensor) -> Tensor:
+        """The posterior mean E_q[z|x], the representation disentanglement metrics score."""
+        return self.encode(x).mean
 
+    @torch.no_grad()
+    def figures(self, batch: Batch) -> dict[str, Figure]:
+        """Prior samples and reconstructions of a fixed batch."""
         x = batch["x"]
-        return {"samples": (self.sample(64), 8), "reconstructions": (paired_rows(x, self.reconstruct(x)), 16)}
+        return {"samples": ImageGrid(self.sample(64), 8),
+                "reconstructions": ImageGrid(paired_rows(x, self.reconstruct(batch)), 16)}
 
     @torch.no_grad()
-    def latent_means(self, x: Tensor) -> dict[str, Tensor]:
+    def latent_means(self, batch: Batch) -> dict[str, Tensor]:
         """E_q[z] per latent layer, for Burda et al.'s active-unit count."""
-        return {"z": self.encode(x).mean}
+        return {"z": self.encode(batch["x"]).mean}

@@ -6,7 +6,7 @@ Default channels follow Higgins et al. (2017) / Burgess et al. (2018) for 64x64 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from torch import Tensor
@@ -14,8 +14,9 @@ from torch.distributions import Distribution
 
 from vaekit.likelihoods import LIKELIHOODS, diag_gaussian
 from vaekit.models.base import LatentVariableModel
-from vaekit.nets import ConvDecoder, ConvEncoder
+from vaekit.nets import ConvDecoder, ConvEncoder, fold
 from vaekit.registry import register
+from vaekit.schedules import Ramp
 
 
 @dataclass
@@ -25,7 +26,8 @@ class ConvVAEConfig:
     fc: int = 256
     latent_dim: int = 10
     activation: str = "relu"
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "discretized_logistic"] = "bernoulli"
+    kl_weight: Ramp = field(default_factory=Ramp)  # beta on the KL term: 1, or a warm-up from 0 to 1
 
     def __post_init__(self) -> None:
         if len(self.input_shape) != 3:
@@ -41,7 +43,9 @@ class ConvVAE(LatentVariableModel):
         self.config = config
         self.latent_dim = config.latent_dim
         self.input_shape = tuple(config.input_shape)
-        n_params, self._likelihood = LIKELIHOODS[config.likelihood]
+        likelihood = LIKELIHOODS[config.likelihood]
+        n_params, self._likelihood = likelihood.n_params, likelihood.build
+        self.scheduled("kl_weight", config.kl_weight)
         c, h, w = self.input_shape
         self.encoder = ConvEncoder(self.input_shape, config.channels, config.fc, 2 * config.latent_dim,
                                    config.activation)
@@ -49,10 +53,8 @@ class ConvVAE(LatentVariableModel):
                                    config.activation)
 
     def encode(self, x: Tensor) -> Distribution:
-        mean, log_var = self.encoder(x).chunk(2, dim=-1)
+        mean, log_var = fold(self.encoder, x, 3).chunk(2, dim=-1)
         return diag_gaussian(mean, log_var)
 
     def decode(self, z: Tensor) -> Distribution:
-        lead = z.shape[:-1]  # conv layers take one batch dim: fold k samples x B examples into it
-        params = self.decoder(z.reshape(-1, z.shape[-1]))
-        return self._likelihood(params.reshape(*lead, *params.shape[1:]), 3)
+        return self._likelihood(fold(self.decoder, z, 1), 3)  # conv layers take one batch dim: k x B folded

@@ -37,7 +37,7 @@ class IWAEConfig:
     k: int = 5  # importance samples in training
     objective: Literal["iwae", "vae"] = "iwae"
     activation: str = "tanh"
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "discretized_logistic"] = "bernoulli"
 
     def __post_init__(self) -> None:
         if len(self.latent_dims) != len(self.hidden):
@@ -62,12 +62,15 @@ class GaussianLayer(nn.Module):
 class IWAE(LatentVariableModel):
     """IWAE / k-sample VAE with one or more stochastic layers (Burda et al. 2016)."""
 
+    monitor = ("bound", "max")  # the objective trained: L_k, or the average ELBO of the k-sample VAE
+
     def __init__(self, config: IWAEConfig) -> None:
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.input_shape)
         n_x = math.prod(self.input_shape)
-        n_params, self._likelihood = LIKELIHOODS[config.likelihood]
+        likelihood = LIKELIHOODS[config.likelihood]
+        n_params, self._likelihood = likelihood.n_params, likelihood.build
         self.n_param_channels = n_params
         dims = [n_x, *config.latent_dims]
         hidden = [tuple(h) for h in config.hidden]
@@ -94,10 +97,11 @@ class IWAE(LatentVariableModel):
         return self._likelihood(params, len(self.input_shape))
 
     # -- objective -------------------------------------------------------------------------------------
-    def log_importance_weights(self, x: Tensor, k: int) -> Tensor:
+    def log_importance_weights(self, batch: Batch, k: int) -> Tensor:
         """log w_i = log p(x|h_1) + sum_l log p(h_l|h_{l+1}) + log p(h_L) - sum_l log q(h_l|h_{l-1}); [k, B].
 
         x is encoded once; the k samples fan out from q(h_1|x) (a [k, B, D] tensor through every layer)."""
+        x = batch["x"]
         q = self.encode(x)
         h = q.rsample((k,))
         log_w = -q.log_prob(h)
@@ -114,7 +118,7 @@ class IWAE(LatentVariableModel):
 
     def loss(self, batch: Batch) -> LossOutput:
         """-L_k (iwae) or -(1/k) sum_i log w_i (vae), averaged over the batch."""
-        log_w = self.log_importance_weights(batch["x"], self.config.k)
+        log_w = self.log_importance_weights(batch, self.config.k)
         l_k = log_mean_exp(log_w, dim=0)
         bound = l_k if self.config.objective == "iwae" else log_w.mean(0)
         terms = {"bound": bound.detach(), "elbo": log_w.detach(), "iwae_bound": l_k.detach()}
@@ -129,9 +133,9 @@ class IWAE(LatentVariableModel):
         return self.decode(h).mean
 
     @torch.no_grad()
-    def latent_means(self, x: Tensor) -> dict[str, Tensor]:
+    def latent_means(self, batch: Batch) -> dict[str, Tensor]:
         """E_q[h_l] per layer, each layer's mean fed to the next (Burda's active units, per layer)."""
-        out, h = {}, x.flatten(-len(self.input_shape))
+        out, h = {}, batch["x"].flatten(-len(self.input_shape))
         for i, layer in enumerate(self.q_layers, start=1):
             h = layer(h).mean
             out[f"h{i}"] = h

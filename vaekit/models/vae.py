@@ -4,7 +4,7 @@ architecture for MNIST: 784-200-200-50, tanh, Bernoulli likelihood."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from torch import Tensor
@@ -14,6 +14,7 @@ from vaekit.likelihoods import LIKELIHOODS, diag_gaussian
 from vaekit.models.base import LatentVariableModel
 from vaekit.nets import MLP
 from vaekit.registry import register
+from vaekit.schedules import Ramp
 
 
 @dataclass
@@ -22,7 +23,8 @@ class VAEConfig:
     hidden: tuple[int, ...] = (200, 200)  # encoder widths; the decoder mirrors them
     latent_dim: int = 50
     activation: str = "tanh"
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "discretized_logistic"] = "bernoulli"
+    kl_weight: Ramp = field(default_factory=Ramp)  # beta on the KL term: 1, or a warm-up from 0 to 1
 
 
 @register("vae", VAEConfig)
@@ -35,8 +37,10 @@ class VAE(LatentVariableModel):
         self.latent_dim = config.latent_dim
         self.input_shape = tuple(config.input_shape)
         n_in = math.prod(self.input_shape)
-        n_params, self._likelihood = LIKELIHOODS[config.likelihood]
+        likelihood = LIKELIHOODS[config.likelihood]
+        n_params, self._likelihood = likelihood.n_params, likelihood.build
         self.n_param_channels = n_params
+        self.scheduled("kl_weight", config.kl_weight)
         hidden = list(config.hidden)
         self.encoder = MLP([n_in, *hidden, 2 * config.latent_dim], config.activation)
         self.decoder = MLP([config.latent_dim, *hidden[::-1], n_params * n_in], config.activation)
