@@ -19,7 +19,7 @@ LAYERS = {"one": ((50,), ((200, 200),)), "two": ((100, 50), ((200, 200), (100, 1
 def naive_loss(model: IWAE, x: torch.Tensor, k: int) -> torch.Tensor:
     """Repeat x k times and run everything on the k*B batch (encoder included), then regroup."""
     b = x.shape[0]
-    log_w = model.log_importance_weights(x.repeat(k, 1, 1, 1), 1).view(k, b)
+    log_w = model.log_importance_weights({"x": x.repeat(k, 1, 1, 1)}, 1).view(k, b)
     return -log_mean_exp(log_w, 0).mean()
 
 

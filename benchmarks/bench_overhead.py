@@ -5,6 +5,7 @@ plain      a hand-written loop (index slicing, fused Adam, vaekit's binarizer)
 model      vaekit's model (torch.distributions objects, LossOutput) and DataLoader in a hand-written loop
 lightning  that model in a bare lightning.Trainer (no loggers, callbacks or progress bar)
 vaekit     vaekit's ``fit``: loggers, checkpoints, weight export, figures, progress bar
+vaekit_untrimmed  the same without vaekit's three trims of Lightning internals (what they are worth)
 
 Usage: python benchmarks/bench_overhead.py [--steps 1500] [--rounds 3]"""
 
@@ -19,9 +20,12 @@ import lightning as L
 import torch
 from bench_vaekit import EpochTimer, PlainVAE
 from common import OUT
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.profilers import PassThroughProfiler
 
-from vaekit.config import load_config
-from vaekit.data import build, loader
+from vaekit.config import load_config, model_config
+from vaekit.config import plain as plain_dict
+from vaekit.data import build_data, loader
 from vaekit.data.batches import draw_binary
 from vaekit.io import build_model
 from vaekit.train import VAEModule, fit
@@ -38,10 +42,11 @@ def main() -> None:
     steps = args.steps
     torch.set_num_threads(1)
     cfg = load_config({"model": {"name": "vae", "hidden": [H], "latent_dim": Z, "activation": "relu"}, "name": "oh"},
-                      [f"data.batch_size={B}", f"train.limit_train_batches={steps}", "train.epochs=1",
-                       "train.limit_val_batches=0", "train.figures_every_n_epochs=1000", "train.threads=1"])
-    splits = build(cfg.data)
+                      [f"data.batch_size={B}", f"trainer.limit_train_batches={steps}", "train.epochs=1",
+                       "trainer.limit_val_batches=0", "train.figures_every_n_epochs=1000", "train.threads=1"])
+    splits = build_data(cfg.data)
     cfg.model.setdefault("input_shape", list(splits.input_shape))
+    model_config(cfg.model)
     thresholds = splits.train.thresholds
 
     def plain() -> float:
@@ -74,7 +79,8 @@ def main() -> None:
         trainer = L.Trainer(max_epochs=1, limit_train_batches=steps, limit_val_batches=0, callbacks=[timer],
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
-        trainer.fit(VAEModule(build_model(cfg), cfg.to_dict()), train_dataloaders=loader(splits.train, B, True))
+        module = VAEModule(build_model(cfg), plain_dict(cfg.to_dict()))
+        trainer.fit(module, train_dataloaders=loader(splits.train, B, True))
         return timer.seconds
 
     def vaekit() -> float:
@@ -82,7 +88,21 @@ def main() -> None:
         fit(cfg, OUT / "overhead", callbacks=[timer])
         return timer.seconds
 
-    loops = {"plain": plain, "model": model, "lightning": lightning, "vaekit": vaekit}
+    def vaekit_untrimmed() -> float:
+        """``fit`` without vaekit's three trims of Lightning's bookkeeping (tests/test_lightning_internals.py)."""
+        import vaekit.train as tr
+
+        saved = tr.VAEModule.__dict__["__setattr__"], tr._NoProfiler.profile, tr._Checkpoint.state_key
+        tr.VAEModule.__setattr__ = L.LightningModule.__setattr__
+        tr._NoProfiler.profile = PassThroughProfiler.profile
+        tr._Checkpoint.state_key = ModelCheckpoint.state_key
+        try:
+            return vaekit()
+        finally:
+            tr.VAEModule.__setattr__, tr._NoProfiler.profile, tr._Checkpoint.state_key = saved
+
+    loops = {"plain": plain, "model": model, "lightning": lightning, "vaekit": vaekit,
+             "vaekit_untrimmed": vaekit_untrimmed}
     times: dict[str, list[float]] = {k: [] for k in loops}
     for _ in range(args.rounds):
         for name, fn in loops.items():

@@ -15,7 +15,7 @@ from common import BATCH, HIDDEN, LATENT, LR, OUT, decoder_flops_per_sample, mac
 from torch import nn
 
 from vaekit.config import load_config
-from vaekit.data import build
+from vaekit.data import build_data
 from vaekit.data.batches import bernoulli_thresholds, draw_binary
 from vaekit.estimators import importance_weighted_bound
 from vaekit.train import fit
@@ -34,13 +34,13 @@ class EpochTimer(L.Callback):
 def vaekit_epoch(round_: int) -> dict:
     cfg = load_config({"model": {"name": "vae", "hidden": [HIDDEN], "latent_dim": LATENT, "activation": "relu"},
                        "name": "bench"},
-                      [f"data.batch_size={BATCH}", f"train.lr={LR}", "train.epochs=1", "train.limit_val_batches=0",
+                      [f"data.batch_size={BATCH}", f"train.lr={LR}", "train.epochs=1", "trainer.limit_val_batches=0",
                        f"train.seed={round_}", "train.figures_every_n_epochs=1000"])
     timer = EpochTimer()
     start = time.perf_counter()
     module, _ = fit(cfg, OUT / f"vaekit_round{round_}", callbacks=[timer])
     total = time.perf_counter() - start
-    n = len(build(cfg.data).train)
+    n = len(build_data(cfg.data).train)
     return {"epoch_s": timer.seconds, "total_s": total, "images": n, "model": module.model}
 
 
@@ -97,15 +97,15 @@ def matmul_peak() -> float:
 
 def main() -> None:
     round_ = int(sys.argv[1])
-    data = build(load_config({"model": "vae"}).data)
-    train_images = data.train.images
+    data = build_data(load_config({"model": "vae"}).data)
+    train_images = data.train.data
     plain = plain_epoch(train_images, round_, tuned=False)
     tuned = plain_epoch(train_images, round_, tuned=True)
     vk = vaekit_epoch(round_)
     model = vk.pop("model")
     record(f"train_round{round_}", {"plain": plain, "plain_tuned": tuned, "vaekit": vk})
     if round_ == 0:  # hand the data and these weights to pythae
-        test = data.test.images[:1000].float().div(255)
+        test = data.test.data[:1000].float().div(255)
         torch.save({"train": train_images, "test": test}, OUT / "data.pt")
         torch.save(model.state_dict(), OUT / "weights.pt")
         record("machine", {"machine": machine(), "matmul_gflops": matmul_peak()})
@@ -115,7 +115,7 @@ def main() -> None:
     test = torch.load(OUT / "data.pt", weights_only=True)["test"][: int(os.environ.get("BENCH_NLL_IMAGES", 1000))]
     torch.manual_seed(round_)
     start = time.perf_counter()
-    ll = torch.cat([importance_weighted_bound(model, test[i : i + 100], 5000, chunk_size=50)
+    ll = torch.cat([importance_weighted_bound(model, {"x": test[i : i + 100]}, 5000, chunk_size=50)
                     for i in range(0, len(test), 100)])
     seconds = time.perf_counter() - start
     gflops = decoder_flops_per_sample() * 5000 * len(test) / seconds / 1e9

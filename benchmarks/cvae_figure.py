@@ -9,22 +9,22 @@ from pathlib import Path
 
 import torch
 
-from vaekit import data as datasets
+from vaekit.data import build_data
 from vaekit.figures import save_grid
 from vaekit.io import load_run
-from vaekit.models.cvae import show_input
+from vaekit.models.regressor import show_input
 
 
 def main() -> None:
     group, out = Path(sys.argv[1]), Path(sys.argv[2])
     cvae, cfg, _ = load_run(group / "cvae")
     regressor, _, _ = load_run(group / "regressor")
-    test = datasets.build(cfg.data).test
+    test = build_data(cfg.data).test
     torch.manual_seed(0)
     batch = test.__getitems__(list(range(0, 160, 16)))  # ten test digits
     img = batch["x"]
     samples = list(cvae.complete(batch, 6))
-    cols = [show_input(img, cvae.given), *samples, regressor.reconstruct(img), img]
+    cols = [show_input(img, cvae.given), *samples, regressor.reconstruct(batch), img]
     save_grid(torch.stack(cols, 1).flatten(0, 1), out, nrow=len(cols), scale=2)
     print(f"wrote {out}: columns = input | 6 CVAE completions | regressor | truth")
 

@@ -8,12 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
-import yaml
 from safetensors.torch import load_file
 
-from vaekit import data as datasets
-from vaekit.config import load_config
+from vaekit.config import load_config, migrate, read_yaml
+from vaekit.data import build_data
 from vaekit.evaluate import evaluate
+from vaekit.figure_types import Curve
 from vaekit.figures import save_curve
 from vaekit.io import build_model
 
@@ -24,20 +24,21 @@ def main() -> None:
     p.add_argument("--k", type=int, default=5000)
     p.add_argument("--images", type=int, default=1000)
     args = p.parse_args()
-    cfg = load_config(yaml.safe_load((args.run / "config.yaml").read_text()))
+    cfg = load_config(migrate(read_yaml(args.run / "config.yaml")))
     cfg.eval.nll_samples, cfg.eval.limit = args.k, args.images
-    test = datasets.build(cfg.data).test
+    splits = build_data(cfg.data)
     rows = []
     for snap in sorted((args.run / "snapshots").glob("epoch*.safetensors")):
         model = build_model(cfg)
         model.load_state_dict(load_file(str(snap)))
-        r = evaluate(model, test, cfg.eval, progress=False)
+        r = evaluate(model, splits.test, cfg.eval, splits.dims, splits.nats_offset, progress=False)
         epoch = int(snap.stem.removeprefix("epoch"))
         rows.append({"epoch": epoch, "nll": r["nll"], "elbo": r["elbo"]})
         print(f"| {epoch} | {r['nll']:.2f} | {-r['elbo']:.2f} |", flush=True)
     (args.run / f"nll_curve_k{args.k}_n{args.images}.json").write_text(json.dumps(rows, indent=2))
-    save_curve([r["epoch"] for r in rows], [r["nll"] for r in rows], args.run / "nll_curve.png",
-               xlabel="epoch", ylabel=f"test NLL (k={args.k}), nats", log_x=True)
+    curve = Curve([r["epoch"] for r in rows], {"test NLL": [r["nll"] for r in rows]}, xlabel="epoch",
+                  ylabel=f"test NLL (k={args.k}), nats", log_x=True)
+    save_curve(curve, args.run / "nll_curve.png")
 
 
 if __name__ == "__main__":
