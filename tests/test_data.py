@@ -151,3 +151,36 @@ def test_wrong_shape_and_missing_file(tmp_path: Path, data_dir: Path) -> None:
     (folder / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz: file not found"):
         mnist.load(tmp_path)
+
+
+def test_audio_clips_are_padded_and_measured() -> None:
+    from vaekit.data.batches import AudioClips
+
+    clips = [torch.ones(3), torch.full((5,), 2.0), torch.full((1,), -1.0)]
+    batch = list(loader(AudioClips(clips, torch.tensor([0, 1, 2])), 3, shuffle=False))[0]
+    assert batch["x"].tolist() == [[1, 1, 1, 0, 0], [2, 2, 2, 2, 2], [-1, 0, 0, 0, 0]]
+    assert batch["lengths"].tolist() == [3, 5, 1] and batch["y"].tolist() == [0, 1, 2]
+
+
+def test_one_writer_for_every_figure_type(tmp_path: Path) -> None:
+    import json
+    import wave
+
+    from PIL import Image
+
+    from vaekit.figure_types import AudioClip, Curve, ImageGrid, Table
+    from vaekit.figures import write_figure
+
+    png = write_figure(ImageGrid(torch.rand(6, 1, 8, 8), nrow=3), tmp_path / "grid")
+    assert Image.open(png).size == (2 * (3 * 10 + 2), 2 * (2 * 10 + 2))  # 3 x 2 tiles of 8 px, 2 px gaps, x2
+    t = torch.arange(800) / 8000
+    wav = write_figure(AudioClip(0.5 * torch.sin(2 * torch.pi * 440 * t), 8000), tmp_path / "tone")
+    with wave.open(str(wav)) as w:
+        assert (w.getframerate(), w.getnframes(), w.getsampwidth()) == (8000, 800, 2)
+    chart = write_figure(Curve([1, 2, 3], {"nll": [3.0, 2.0, 1.5]}, "epoch", "nats"), tmp_path / "curve")
+    assert chart.suffix == ".png" and Image.open(chart).size[0] > 100
+    table = write_figure(Table([{"k": 1, "nll": 90.1}, {"k": 50, "nll": 88.0}]), tmp_path / "table")
+    assert json.loads(table.read_text())[1] == {"k": 50, "nll": 88.0}
+    assert (tmp_path / "table.md").read_text().splitlines()[0] == "| k | nll |"
+    with pytest.raises(TypeError, match="no writer for figures of type str"):
+        write_figure("nope", tmp_path / "x")  # type: ignore[arg-type]

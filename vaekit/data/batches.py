@@ -115,6 +115,30 @@ class TensorExamples(Dataset):
         return TensorExamples(self.data[:n], None if self.labels is None else self.labels[:n], self.values)
 
 
+class AudioClips(Dataset):
+    """Variable-length mono clips (float [T_i] each) plus optional labels, served as ``{"x": [B, T_max] zero-padded,
+    "lengths": [B], "y": labels}``: models mask the padding with ``lengths``."""
+
+    def __init__(self, clips: list[Tensor], labels: Tensor | None = None) -> None:
+        if labels is not None and len(labels) != len(clips):
+            raise ValueError(f"{len(clips)} clips but {len(labels)} labels")
+        self.clips, self.labels = clips, labels
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
+        chosen = [self.clips[i] for i in idx]
+        lengths = torch.tensor([len(c) for c in chosen])
+        x = torch.zeros(len(chosen), int(lengths.max()) if len(chosen) else 0)
+        for row, clip in zip(x, chosen, strict=True):
+            row[: len(clip)] = clip
+        batch = {"x": x, "lengths": lengths}
+        if self.labels is not None:
+            batch["y"] = self.labels[torch.as_tensor(idx, dtype=torch.long)]
+        return batch
+
+
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
