@@ -146,7 +146,8 @@ class Resumable(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: VAEModule, outputs: Any, batch: Any, idx: int) -> None:
         done = idx + 1
-        if self.every and trainer.global_step % self.every == 0 and done < trainer.num_training_batches:
+        stepped = done % trainer.accumulate_grad_batches == 0  # never save halfway through an accumulation
+        if self.every and stepped and trainer.global_step % self.every == 0 and done < trainer.num_training_batches:
             self.position = (trainer.current_epoch, done)
             trainer.save_checkpoint(self.path)
 
