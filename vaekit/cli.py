@@ -115,6 +115,25 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     print(f"vaekit: wrote {save_reconstructions(batch['x'], model.reconstruct(batch), out)}")
 
 
+def cmd_traverse(args: argparse.Namespace) -> None:
+    import torch
+
+    from vaekit.data import build_data
+    from vaekit.io import load_run
+    from vaekit.models.base import Ability
+    from vaekit.traverse import write_traversals
+
+    model, cfg, run_dir = load_run(args.run)
+    _require(model, Ability.TRAVERSAL, "be traversed")
+    if args.data_dir:
+        cfg.data.dir = args.data_dir
+    torch.manual_seed(0)
+    x = build_data(cfg.data).test.head(args.images)["x"]
+    out = Path(args.out or run_dir / "traversals")
+    for path in write_traversals(model, x, out, seeds=args.seeds, steps=args.steps, radius=args.radius):
+        print(f"vaekit: wrote {path}")
+
+
 def cmd_sweep(args: argparse.Namespace) -> None:
     from vaekit.sweep import sweep
 
@@ -186,6 +205,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir")
     r.add_argument("--out")
     r.set_defaults(func=cmd_reconstruct)
+
+    v = sub.add_parser("traverse", help="latent traversals (rows: latents by KL) and a KL-per-latent chart")
+    v.add_argument("run")
+    v.add_argument("--seeds", type=int, default=3, help="seed images (one PNG each)")
+    v.add_argument("--steps", type=int, default=7, help="values per latent, from -radius to radius")
+    v.add_argument("--radius", type=float, default=3.0)
+    v.add_argument("--images", type=int, default=1000, help="test images the KL per latent is averaged over")
+    v.add_argument("--data-dir")
+    v.add_argument("--out", help="folder (default RUN/traversals)")
+    v.set_defaults(func=cmd_traverse)
 
     w = sub.add_parser("sweep", help="train and evaluate every run of a sweep recipe, then write its table")
     w.add_argument("recipe")

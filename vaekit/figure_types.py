@@ -37,13 +37,23 @@ class Curve:
 
 
 @dataclass
+class Bars:
+    """One value per named bar (PNG chart), e.g. the KL carried by each latent dimension."""
+
+    labels: list[str]
+    values: list[float]
+    ylabel: str = ""
+    title: str = ""
+
+
+@dataclass
 class Table:
     """Rows of named values (JSON and Markdown)."""
 
     rows: list[dict[str, object]] = field(default_factory=list)
 
 
-Figure = ImageGrid | AudioClip | Curve | Table
+Figure = ImageGrid | AudioClip | Curve | Bars | Table
 
 
 def paired_rows(x: Tensor, x_hat: Tensor, nrow: int = 16) -> Tensor:

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from vaekit.figure_types import AudioClip, Curve, Figure, ImageGrid, Table, paired_rows
+from vaekit.figure_types import AudioClip, Bars, Curve, Figure, ImageGrid, Table, paired_rows
 
 
 def grid(images: Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> Image.Image:
@@ -70,6 +70,28 @@ def save_curve(curve: Curve, path: str | Path) -> Path:
     return path
 
 
+def save_bars(bars: Bars, path: str | Path) -> Path:
+    """A bar chart (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(bars.values) + 1.5), 3.2), dpi=100)
+    ax.bar(range(len(bars.values)), bars.values, color="#1f77b4")
+    ax.set_xticks(range(len(bars.labels)), bars.labels)
+    ax.set_ylabel(bars.ylabel)
+    if bars.title:
+        ax.set_title(bars.title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def save_audio(clip: AudioClip, path: str | Path) -> Path:
     """16-bit mono PCM WAV (the standard library's wave module)."""
     import wave
@@ -106,6 +128,8 @@ def write_figure(figure: Figure, stem: str | Path) -> Path:
         return save_grid(figure.images, stem.with_suffix(".png"), nrow=figure.nrow)
     if isinstance(figure, Curve):
         return save_curve(figure, stem.with_suffix(".png"))
+    if isinstance(figure, Bars):
+        return save_bars(figure, stem.with_suffix(".png"))
     if isinstance(figure, AudioClip):
         return save_audio(figure, stem.with_suffix(".wav"))
     if isinstance(figure, Table):

@@ -173,7 +173,12 @@ def _kl_diagonal_gaussians(q: DiagonalGaussian, p: DiagonalGaussian) -> Tensor:
 def _kl_to_standard_normal(q: DiagonalGaussian, p: StandardNormal) -> Tensor:
     """KL(q || N(0, I)) = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2): the negative of Kingma & Welling
     (2014)'s Appendix B term, on the stored log-variance."""
-    return 0.5 * (q.mean.pow(2) + q.log_var.exp() - 1 - q.log_var).sum(-1)
+    return kl_per_dimension(q).sum(-1)
+
+
+def kl_per_dimension(q: DiagonalGaussian) -> Tensor:
+    """KL(q(z_j|x) || N(0, 1)) for each latent j, [..., D]: the terms the closed form above sums."""
+    return 0.5 * (q.mean.pow(2) + q.log_var.exp() - 1 - q.log_var)
 
 
 def diag_gaussian(mean: Tensor, log_var: Tensor) -> Distribution:

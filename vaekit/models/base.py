@@ -23,6 +23,7 @@ sample              ``sample(n) -> observations``                   vaekit sampl
 sample_by_label     ``sample(n, label=...)``                        vaekit sample --label
 reconstruct         ``reconstruct(batch) -> observations``          vaekit reconstruct
 figures             ``figures(batch) -> {name: Figure}``            training figures, reports
+traversal           ``encode(x)`` diagonal q(z|x), ``decode(z)``     vaekit traverse
 ==================  ==============================================  ==============================
 """
 
@@ -53,6 +54,7 @@ class Ability(StrEnum):
     SAMPLE_BY_LABEL = "sample_by_label"
     RECONSTRUCT = "reconstruct"
     FIGURES = "figures"
+    TRAVERSAL = "traversal"
 
 
 # The method each ability promises (registration checks that the class defines it).
@@ -60,6 +62,7 @@ ABILITY_METHODS: dict[Ability, str] = {
     Ability.IMPORTANCE_WEIGHTS: "log_importance_weights", Ability.EXACT_LIKELIHOOD: "log_likelihood",
     Ability.LATENT_MEANS: "latent_means", Ability.REPRESENTATION: "represent", Ability.SAMPLE: "sample",
     Ability.SAMPLE_BY_LABEL: "sample", Ability.RECONSTRUCT: "reconstruct", Ability.FIGURES: "figures",
+    Ability.TRAVERSAL: "decode",
 }
 
 
@@ -133,7 +136,7 @@ class LatentVariableModel(Model):
     objects; the decoder accepts any leading sample dimensions ([k, B, D] -> p(x|z) of batch shape [k, B])."""
 
     abilities = frozenset({Ability.IMPORTANCE_WEIGHTS, Ability.LATENT_MEANS, Ability.REPRESENTATION, Ability.SAMPLE,
-                           Ability.RECONSTRUCT, Ability.FIGURES})
+                           Ability.RECONSTRUCT, Ability.FIGURES, Ability.TRAVERSAL})
     latent_dim: int
 
     def encode(self, x: Tensor) -> Distribution:

@@ -45,7 +45,8 @@ class ConvVAE(LatentVariableModel):
         self.input_shape = tuple(config.input_shape)
         likelihood = LIKELIHOODS[config.likelihood]
         n_params, self._likelihood = likelihood.n_params, likelihood.build
-        self.scheduled("kl_weight", config.kl_weight)
+        if isinstance(getattr(config, "kl_weight", None), Ramp):  # beta_vae weighs its KL its own way
+            self.scheduled("kl_weight", config.kl_weight)
         c, h, w = self.input_shape
         self.encoder = ConvEncoder(self.input_shape, config.channels, config.fc, 2 * config.latent_dim,
                                    config.activation)
