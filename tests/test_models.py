@@ -166,3 +166,17 @@ def test_safetensors_round_trip_holds_no_pickle(tmp_path: Path) -> None:
     header = json.loads(raw[8 : 8 + n])
     assert set(header) - {"__metadata__"} == set(model.state_dict())
     assert not raw.startswith((b"PK", b"\x80"))
+
+
+def test_channels_last_changes_the_layout_not_the_numbers() -> None:
+    torch.manual_seed(0)
+    model = registry.build("beta_vae", registry.get("beta_vae").config(input_shape=(1, 16, 16), channels=(4, 8),
+                                                                       fc=16, latent_dim=3))
+    x = torch.bernoulli(torch.full((6, 1, 16, 16), 0.3))
+    torch.manual_seed(1)
+    plain = model.loss({"x": x}).loss
+    fast = model.to(memory_format=torch.channels_last)
+    assert fast.encoder.conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    nhwc = fast.loss({"x": x.contiguous(memory_format=torch.channels_last)}).loss
+    torch.testing.assert_close(nhwc, plain, rtol=1e-5, atol=1e-3)

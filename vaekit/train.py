@@ -35,6 +35,11 @@ warnings.filterwarnings("ignore", ".*LeafSpec.*")
 warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
+def _to(t: torch.Tensor, device: torch.device, fmt: torch.memory_format | None) -> torch.Tensor:
+    t = t.to(device, non_blocking=True)
+    return t.contiguous(memory_format=fmt) if fmt is not None and t.dim() == 4 else t
+
+
 class VAEModule(L.LightningModule):
     """Adam on ``model.loss``; logs every named term of the LossOutput under train/ and val/."""
 
@@ -58,7 +63,8 @@ class VAEModule(L.LightningModule):
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # Our batches are flat dicts of tensors: one comprehension instead of Lightning's generic tree walk.
         if isinstance(batch, dict):
-            return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            fmt = torch.channels_last if self.train_cfg.channels_last else None
+            return {k: _to(v, device, fmt) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -330,6 +336,8 @@ def fit(
     cfg.model = resolved_model(cfg.model, splits.defaults)  # config.yaml records every default
     model = build(cfg.model_name, model_cfg)
     init_from_runs(model, t.init)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     write_config(cfg, run_dir)
     module = VAEModule(model, plain(cfg.to_dict()))
     term, mode = model.monitor

@@ -24,7 +24,7 @@ RandomState = np.random.Generator | int
 RepresentationFunction = Callable[[torch.Tensor], Any]
 
 # disentanglement_lib's histogram discretizer, discretizer.num_bins = 20 in every metric gin config.
-NUM_BINS = 10
+NUM_BINS = 20
 # Observations per call of the representation function when a metric needs many points at once
 # (factor_vae's _compute_variances uses eval_batch_size=64; the value only changes speed, not the result).
 EVAL_BATCH_SIZE = 64
