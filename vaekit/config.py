@@ -51,7 +51,8 @@ class TrainConfig:
     checkpoint_every_n_steps: NonNegativeInt = 1000  # checkpoints/last.ckpt every N steps (0: each epoch only)
     progress_bar: bool = True
     threads: PositiveInt | None = None  # torch.set_num_threads; None keeps torch's default
-    # Conv nets on CPU run about 2x faster with NHWC ("channels last") tensors (oneDNN's preferred layout).
+    # NHWC ("channels last") tensors, oneDNN's preferred layout for conv nets (see BENCHMARKS.md for what it
+    # gives on this CPU).
     channels_last: bool = False
     profiler: Literal["none", "simple", "advanced", "pytorch"] = "none"  # Lightning's profilers, to find slow hooks
     loggers: list[Logger] = field(default_factory=lambda: ["csv"])

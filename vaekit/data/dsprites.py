@@ -312,16 +312,30 @@ def locate(data_dir: str | os.PathLike | None = None, generate_missing: bool = T
 
 
 class DSprites(GroundTruthData):
-    """The re-generated dSprites set, read from its packed-bit cache (generated on first use)."""
+    """The re-generated dSprites set, read from its packed-bit cache.
+
+    Constructing it is free: the cache is found (or generated) and verified when the first observation is asked
+    for, or when :attr:`packed` is read. ``path`` names a cache file directly; ``count`` < 737,280 reads a partial
+    cache written by ``generate(folder, count)`` (tests only: indices beyond it are out of range)."""
 
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
     observation_shape = (1, SIDE, SIDE)
 
     def __init__(self, data_dir: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
-                 verify: bool = True, progress: bool = True) -> None:
-        self.path = Path(path) if path is not None else locate(data_dir, progress=progress)
-        self.packed = load_packed(self.path, verify=verify)
+                 verify: bool = True, progress: bool = True, count: int = COUNT) -> None:
+        self.data_dir, self.verify, self.progress, self.count = data_dir, verify, progress, count
+        self.path = Path(path) if path is not None else None
+        self._packed: np.ndarray | None = None
+
+    @property
+    def packed(self) -> np.ndarray:
+        """The packed rows, uint8 [count, 512] (memory-mapped)."""
+        if self._packed is None:
+            if self.path is None:
+                self.path = locate(self.data_dir, progress=self.progress)
+            self._packed = load_packed(self.path, self.count, verify=self.verify)
+        return self._packed
 
     def images_at(self, index: np.ndarray) -> Tensor:
         """Images of indices as uint8 0/1 [n, 1, 64, 64]."""
@@ -398,6 +412,7 @@ def ground_truth(cfg: DSpritesConfig | None = None) -> DSprites:
 def build_dsprites(cfg: DSpritesConfig) -> Splits:
     """dSprites, re-generated (Matthey et al. 2017): 737,280 binary 64x64 sprites, 5 factors; batches carry them."""
     data = ground_truth(cfg)
+    data.packed  # noqa: B018  (find, generate if needed, and verify the cache now rather than at the first batch)
     train, val, test = split_indices(len(data), cfg.val_size, cfg.test_size, cfg.split_seed, "dSprites")
     sets = [GroundTruthExamples(data, i, data.observations_at) for i in (train, val, test)]
     return Splits(train=sets[0], val=sets[1], test=sets[2], observation="binary",

@@ -51,7 +51,8 @@ def _votes(
             factors[:, k] = factors[0, k]  # the whole batch shares one value of factor k
             batches.append(factors)
             fixed.append(k)
-        codes = represent(ground_truth_data, representation_function, np.concatenate(batches), batch_size=10**9)
+        stacked = np.concatenate(batches)
+        codes = represent(ground_truth_data, representation_function, stacked, batch_size=len(stacked))
         codes = codes.reshape(count, batch_size, -1)
         local = np.var(codes, axis=1, ddof=1)[:, active_index] / global_variances[active_index]
         # Ties (e.g. two still dimensions) go to the lowest index, as np.argmin does in disentanglement_lib.
