@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: vaekit vs a plain loop vs pythae 0.1.2, 3 interleaved rounds in one run, then the report.
+# make bench: vaekit vs a plain loop vs pythae 0.1.2, 3 interleaved rounds in one run, then the report;
+# then the 64x64 conv net against a plain loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -14,3 +15,5 @@ for round in 0 1 2; do
   PYTHONPATH=benchmarks $PYTHAE/bin/python benchmarks/bench_pythae.py $round 2>&1 | grep -v Warning | tail -1
 done
 PYTHONPATH=benchmarks $PY benchmarks/report.py
+# The 64x64 conv net of the disentanglement experiments: plain loop vs channels-last vs vaekit (issue 9).
+PYTHONPATH=benchmarks $PY benchmarks/bench_conv64.py 2>&1 | grep -v -e "^\`" -e "Tip:" -e "GPU available" -e "TPU available"
