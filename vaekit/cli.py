@@ -67,7 +67,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model, cfg, run_dir = load_run(args.run)
     if args.data_dir:
         cfg.data.dir = args.data_dir
-    given = {"nll_samples": args.nll_samples, "limit": args.limit, "chunk_size": args.chunk_size}
+    given = {"nll_samples": args.nll_samples, "limit": args.limit, "chunk_size": args.chunk_size,
+             "metrics": [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None}
     cfg.eval = dataclasses.replace(cfg.eval, **{k: v for k, v in given.items() if v is not None})
     result = evaluate_run(model, cfg, run_dir, progress=not args.quiet)
     print(json.dumps(result, indent=2))
@@ -185,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--nll-samples", type=int, help="k importance samples (default: the recipe's, 5000)")
     e.add_argument("--limit", type=int, help="only the first N test images")
     e.add_argument("--chunk-size", type=int, help="importance samples per decoder pass")
+    e.add_argument("--metrics", help="disentanglement metrics on data with known factors, e.g. "
+                                     "mig,dci,sap,factor_vae,beta_vae")
     e.add_argument("--data-dir")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)

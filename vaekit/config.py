@@ -87,6 +87,8 @@ class EvalConfig:
     chunk_size: PositiveInt = 50  # importance samples per decoder pass (x batch_size rows: ~15 MB for MNIST)
     batch_size: PositiveInt = 100
     limit: PositiveInt | None = None  # evaluate only the first N test examples
+    metrics: list[str] = field(default_factory=list)  # disentanglement metrics (vaekit.metrics.METRICS)
+    metrics_seed: int = 0  # the random state every metric derives its draws from
 
 
 @dataclass

@@ -83,10 +83,43 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     return result
 
 
+def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed: int = 0,
+                    batch_size: int = 256) -> tuple[dict[str, Any], dict[str, str]]:
+    """The metrics named, each on ``ground_truth`` with the model's representation function (the posterior mean)
+    and a random state from ``seed``; returns (scores, reasons for those that do not apply)."""
+    from vaekit.metrics import METRICS
+
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(sorted(METRICS))}")
+    name = model.__class__.__name__
+    if not has(model, Ability.REPRESENTATION):
+        return {}, {n: f"{name} declares no representation function" for n in names}
+    if ground_truth is None:
+        return {}, {n: "the data set has no known factors" for n in names}
+
+    @torch.no_grad()
+    def represent(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([model.represent(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    model.eval()
+    scores = {}
+    for n in names:
+        start = time.perf_counter()
+        scores[n] = {**METRICS[n](ground_truth, represent, random_state=seed),
+                     "seconds": round(time.perf_counter() - start, 1)}
+    return scores, {}
+
+
 def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True) -> dict[str, Any]:
     splits = build_data(cfg.data)
     result = evaluate(model, splits.test, cfg.eval, splits.dims, splits.nats_offset, progress=progress)
     result = {"model": cfg.model_name, "data": cfg.data.name, **result}
+    if cfg.eval.metrics:
+        scores, skipped = disentanglement(model, splits.ground_truth, cfg.eval.metrics, cfg.eval.metrics_seed)
+        result["metrics"] = scores
+        if skipped:
+            result.setdefault("not_applicable", {}).update(skipped)
     if run_dir is not None:
         name = f"eval_k{cfg.eval.nll_samples}" + (f"_n{cfg.eval.limit}" if cfg.eval.limit else "") + ".json"
         (run_dir / name).write_text(json.dumps(result, indent=2))

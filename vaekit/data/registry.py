@@ -40,6 +40,7 @@ class Splits:
     test: Dataset
     observation: Observation = "binary"
     defaults: dict[str, Any] = field(default_factory=dict)  # model config defaults: input_shape, n_classes, ...
+    ground_truth: Any = None  # a GroundTruthData (vaekit.data.ground_truth) where the factors are known
 
     @property
     def input_shape(self) -> tuple[int, ...]:
