@@ -56,6 +56,9 @@ class TrainConfig:
     channels_last: bool = False
     profiler: Literal["none", "simple", "advanced", "pytorch"] = "none"  # Lightning's profilers, to find slow hooks
     loggers: list[Logger] = field(default_factory=lambda: ["csv"])
+    # Disentanglement metrics during training (data with known factors): names and how often, in steps.
+    metrics: list[str] = field(default_factory=list)
+    metrics_every_n_steps: NonNegativeInt = 10000
     # Submodules initialised from trained runs before training, e.g. {baseline: runs/regressor} for a CVAE.
     init: dict[str, str] = field(default_factory=dict)
 

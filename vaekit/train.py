@@ -8,6 +8,7 @@ adds the optimizer, logging, checkpoints, resumption, figures and devices (the `
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import warnings
 from dataclasses import asdict
@@ -251,6 +252,33 @@ class Figures(Callback):
         model.train(was_training)
 
 
+class MetricsDuringTraining(Callback):
+    """Disentanglement metrics every N steps on the data set's known factors (so curves over training show when
+    and whether orderings between models appear), written to metrics/stepNNNNNNN.json and the loggers."""
+
+    def __init__(self, run_dir: Path, names: list[str], every: int, ground_truth: Any, seed: int) -> None:
+        self.dir, self.names, self.every, self.ground_truth, self.seed = run_dir / "metrics", names, every, \
+            ground_truth, seed
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: VAEModule, outputs: Any, batch: Any, idx: int) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or not self.every or step % self.every or step == 0:
+            return
+        from vaekit.evaluate import disentanglement
+
+        model = module.model
+        was_training = model.training
+        with torch.random.fork_rng(devices=[]):
+            scores, _ = disentanglement(model, self.ground_truth, self.names, self.seed)
+        model.train(was_training)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f"step{step:07d}.json").write_text(json.dumps({"step": step, **scores}, indent=2))
+        flat = {f"metrics/{n}/{k}": float(v) for n, d in scores.items() for k, v in d.items()
+                if isinstance(v, (int, float)) and k != "seconds"}
+        for logger in trainer.loggers:
+            logger.log_metrics(flat, step=step)
+
+
 def _loggers(run_dir: Path, names: list[str]) -> list[Logger]:
     loggers: list[Logger] = []
     for name in dict.fromkeys(names):
@@ -349,6 +377,11 @@ def fit(
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).
     callbacks = [*(callbacks or []), best, resumable, ExportWeights(run_dir, model.monitor, t.snapshot_epochs),
                  Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)]
+    if t.metrics:
+        if splits.ground_truth is None:
+            raise ConfigError(f"train.metrics: data set {cfg.data.name!r} has no known factors to score against")
+        callbacks.append(MetricsDuringTraining(run_dir, t.metrics, t.metrics_every_n_steps, splits.ground_truth,
+                                               cfg.eval.metrics_seed))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
     trainer = L.Trainer(
