@@ -375,8 +375,10 @@ def fit(
     resumable = Resumable(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every_n_steps,
                           train_loader.batch_sampler)
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).
-    callbacks = [*(callbacks or []), best, resumable, ExportWeights(run_dir, model.monitor, t.snapshot_epochs),
-                 Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)]
+    validate = len(splits.val) > 0  # no held-out set (data.val_size=0): the last weights are the weights
+    callbacks = [*(callbacks or []), *([best] if validate else []), resumable,
+                 ExportWeights(run_dir, model.monitor, t.snapshot_epochs),
+                 *([Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)] if validate else [])]
     if t.metrics:
         if splits.ground_truth is None:
             raise ConfigError(f"train.metrics: data set {cfg.data.name!r} has no known factors to score against")
@@ -393,7 +395,7 @@ def fit(
     trainer.fit(
         module,
         train_dataloaders=train_loader,
-        val_dataloaders=loader(splits.val, 1000, shuffle=False, seed=t.seed + 1),
+        val_dataloaders=loader(splits.val, 1000, shuffle=False, seed=t.seed + 1) if validate else None,
         ckpt_path=str(ckpt_path) if ckpt_path else None,
         weights_only=True,
     )
