@@ -105,15 +105,45 @@ def test_rotation_symmetries_and_the_duplicate_last_orientation() -> None:
     f = np.array([[k, 5, o, 3, 20] for k in range(3) for o in (0, 39)])
     imgs = render_factors(f)
     assert all((imgs[2 * k] == imgs[2 * k + 1]).all() for k in range(3))
-    # The heart's point is down at orientation 0: more of it above its centroid row than below.
-    heart = render(2, 1.0, 0.0, 0.5, 0.5)[0]
-    _, cy = _centroid(heart)
-    assert heart[: int(cy)].sum() > heart[int(cy) + 1 :].sum()
+    # The heart's point is down at orientation 0 and up at pi: the tip lies farther from the centroid than the lobes.
+    for angle, sign in ((0.0, 1), (PI, -1)):
+        heart = render(2, 1.0, angle, 0.5, 0.5)[0]
+        rows = np.nonzero(heart.any(1))[0]
+        _, cy = _centroid(heart)
+        assert sign * ((rows.max() - cy) - (cy - rows.min())) > 2
+
+
+def _reference(shape: int, scale: float, theta: float, pos_x: float, pos_y: float) -> np.ndarray:
+    """The geometry the module docstring states, evaluated plainly on the whole canvas in float64."""
+    c = (np.arange(64) + 0.5) / 64
+    x = (c[None, :] - (0.25 + 0.5 * pos_x)) / scale
+    y = ((0.25 + 0.5 * pos_y) - c[:, None]) / scale  # upwards
+    u, v = np.cos(theta) * x + np.sin(theta) * y, np.cos(theta) * y - np.sin(theta) * x
+    if shape == 0:
+        return np.maximum(abs(u), abs(v)) <= 0.15
+    if shape == 1:
+        return (u / 0.18) ** 2 + (v / 0.09) ** 2 <= 1
+    u, v = u / (0.30 / 2.278), v / (0.30 / 2.278) + 0.29348
+    return (u * u + v * v - 1) ** 3 <= u * u * v**3
+
+
+def test_render_draws_the_documented_geometry() -> None:
+    rng = np.random.default_rng(1)
+    f = np.concatenate([rng.integers(0, [3, 6, 40, 32, 32], (60, 5)),
+                        [[k, 5, o, p, q] for k in range(3) for o in (5, 15) for p in (0, 31) for q in (0, 31)]])
+    v = dsprites.factor_values(f)
+    for img, *args in zip(render_factors(f), *(v[k] for k in dsprites.FACTOR_NAMES), strict=True):
+        assert (img != _reference(*args)).sum() <= 1  # float32 against float64 at the boundary
+    # The farthest-reaching sprite (the largest square at 45 degrees, 13.6 px) at every sub-pixel offset.
+    pos = dsprites.POSITIONS
+    for img, p, q in zip(render(0, 1.0, PI / 4, pos, pos[::-1]), pos, pos[::-1], strict=True):
+        assert (img != _reference(0, 1.0, PI / 4, p, q)).sum() <= 1
 
 
 def test_every_sprite_stays_inside_the_canvas() -> None:
     """All shapes, scales and orientations at the four corners: nothing on the border, nothing beyond 14 px of
-    the centre (the renderer's 32 px window reaches 15 px), and the area of the same sprite in the middle."""
+    the centre (the renderer's 32 px window reaches 15 px), and nothing cut off: a sprite moved by whole pixels
+    (a centre 16 px from the middle) is the middle one shifted."""
     g = np.stack(np.meshgrid(range(3), range(6), range(40), [0, 31], [0, 31], indexing="ij"), -1).reshape(-1, 5)
     imgs = render_factors(g)
     assert imgs.any(axis=(1, 2)).all()
@@ -123,9 +153,10 @@ def test_every_sprite_stays_inside_the_canvas() -> None:
     cx, cy = 16 + 32 * v["pos_x"], 16 + 32 * v["pos_y"]
     n, rows, cols = np.nonzero(imgs)
     assert np.hypot(cols + 0.5 - cx[n], rows + 0.5 - cy[n]).max() <= 14.0
-    middle = g.copy()
-    middle[:, 3:] = 16
-    np.testing.assert_allclose(imgs.sum((1, 2)), render_factors(middle).sum((1, 2)), rtol=0.12, atol=3)
+    corner = render(v["shape"], v["scale"], v["orientation"], v["pos_x"] > 0.5, v["pos_y"] > 0.5)  # at 16 or 48 px
+    middle = render(v["shape"], v["scale"], v["orientation"], 0.5, 0.5)
+    sx, sy = np.where(v["pos_x"] > 0.5, 16, -16), np.where(v["pos_y"] > 0.5, 16, -16)
+    assert all((np.roll(m, (y, x), axis=(0, 1)) == c).all() for m, c, x, y in zip(middle, corner, sx, sy, strict=True))
 
 
 # --------------------------------------------------------------------------------------------------- dSprites cache
@@ -150,6 +181,18 @@ def test_cache_holds_the_rendered_images_and_serves_them(small_cache: Path) -> N
     assert batch["factors"].tolist() == ds.factors_of(np.array([2000, 7])).tolist()
     assert torch.equal(batch["x"], x.new_tensor(ds.observations_at(np.array([2000, 7]))))
     assert examples.head(2)["x"].shape == (2, 1, 64, 64) and len(examples.subset(2)) == 2
+
+
+def test_dsprites_data_set_is_a_fixed_split_of_the_whole_grid(small_cache: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dsprites, "ground_truth", lambda cfg: DSprites(path=small_cache, count=2048))
+    splits = build_data(dsprites.DSpritesConfig(val_size=3000, test_size=2000))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (732_280, 3000, 2000)
+    assert splits.observation == "binary" and splits.input_shape == (1, 64, 64)
+    assert isinstance(splits.ground_truth, DSprites)
+    again = build_data(dsprites.DSpritesConfig(val_size=3000, test_size=2000))
+    assert np.array_equal(splits.test.indices, again.test.indices)
+    assert len(np.intersect1d(splits.train.indices, splits.test.indices)) == 0
 
 
 def _copy_cache(src: Path, dest: Path) -> Path:
@@ -196,10 +239,13 @@ def test_cache_location_falls_back_to_the_user_cache_when_the_data_dir_is_read_o
     monkeypatch.delenv("VAEKIT_DATA", raising=False)
     assert dsprites.cache_folders(shared) == (shared / "dsprites", user / "vaekit" / "dsprites")
     assert dsprites.cache_folders(shared / "dsprites")[0] == shared / "dsprites"
+    shared.mkdir()
+    shared.chmod(0o555)  # marked read-only (root could still write it: the mode is what counts)
+    assert not dsprites._writable(shared / "dsprites") and dsprites._writable(user / "vaekit" / "dsprites")
     targets = []
     monkeypatch.setattr(dsprites, "generate", lambda folder, progress=True: targets.append(folder) or folder)
-    monkeypatch.setattr(dsprites, "_writable", lambda folder: folder != shared / "dsprites")
     dsprites.locate(shared, progress=False)
+    shared.chmod(0o755)
     assert targets == [user / "vaekit" / "dsprites"]
     with pytest.raises(DataError, match="not found"):
         dsprites.locate(shared, generate_missing=False)
@@ -268,6 +314,7 @@ def test_shapes3d_data_set_serves_discrete_batches() -> None:
     splits = build_data(Shapes3DConfig(val_size=1000, test_size=500))
     assert (len(splits.train), len(splits.val), len(splits.test)) == (478_500, 1000, 500)
     assert splits.observation == "discrete8" and splits.input_shape == (3, 64, 64)
+    assert isinstance(splits.ground_truth, Shapes3D)
     batch = splits.train.__getitems__(list(range(16)))
     assert batch["x"].shape == (16, 3, 64, 64) and batch["factors"].shape == (16, 6)
     assert torch.equal(batch["x"], shapes3d.render_factors(batch["factors"].numpy()))

@@ -35,9 +35,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     overrides = list(args.overrides)
     if args.data is not None and args.data != "mnist":
-        overrides.append(f"data.name={args.data}")
-        if args.data_dir is None:
-            raise ConfigError(f"--data {args.data} needs --data-dir: the folder or file to read")
+        overrides.append(f"data.name={args.data}")  # a set that needs --data-dir says so when it is built
     for flag, key in (("data_dir", "data.dir"), ("epochs", "train.epochs"),
                       ("seed", "train.seed"), ("devices", "trainer.devices"), ("strategy", "trainer.strategy"),
                       ("precision", "trainer.precision"), ("accelerator", "trainer.accelerator"),
