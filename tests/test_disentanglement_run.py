@@ -60,3 +60,6 @@ def test_metrics_during_training_and_in_evaluate(tmp_path: Path) -> None:
     result = json.loads((run / "eval_k4.json").read_text())
     assert set(result["metrics"]) == {"mig", "sap"} and 0.0 <= result["metrics"]["sap"]["SAP_score"] <= 1.0
     assert main(["evaluate", str(run), "--metrics", "mig,nope", "--quiet"]) == 2
+    assert main(["traverse", str(run), "--seeds", "2", "--images", "16", "--steps", "5"]) == 0
+    assert sorted(p.name for p in (run / "traversals").iterdir()) == ["kl_per_latent.png", "traversal_seed0.png",
+                                                                      "traversal_seed1.png"]

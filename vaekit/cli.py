@@ -96,40 +96,38 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"vaekit: wrote {save_grid(images, out, nrow=args.nrow)}")
 
 
+def _run_and_test_batch(args: argparse.Namespace, ability: Any, what: str, n: int,
+                        seed: int) -> tuple[Any, Path, dict[str, Any]]:
+    """The run's model (checked for ``ability``), its directory and the first n test examples."""
+    from vaekit.data import build_data
+    from vaekit.io import load_run
+
+    model, cfg, run_dir = load_run(args.run)
+    _require(model, ability, what)
+    if args.data_dir:
+        cfg.data.dir = args.data_dir
+    return model, run_dir, build_data(cfg.data).test.head(n, seed=seed)
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
-    from vaekit.data import build_data
     from vaekit.figures import save_reconstructions
-    from vaekit.io import load_run
     from vaekit.models.base import Ability
 
-    model, cfg, run_dir = load_run(args.run)
-    _require(model, Ability.RECONSTRUCT, "reconstruct")
-    if args.data_dir:
-        cfg.data.dir = args.data_dir
+    model, run_dir, batch = _run_and_test_batch(args, Ability.RECONSTRUCT, "reconstruct", args.n, args.seed)
     torch.manual_seed(args.seed)
-    batch = build_data(cfg.data).test.head(args.n, seed=args.seed)
     out = Path(args.out or run_dir / "reconstructions.png")
     print(f"vaekit: wrote {save_reconstructions(batch['x'], model.reconstruct(batch), out)}")
 
 
 def cmd_traverse(args: argparse.Namespace) -> None:
-    import torch
-
-    from vaekit.data import build_data
-    from vaekit.io import load_run
     from vaekit.models.base import Ability
     from vaekit.traverse import write_traversals
 
-    model, cfg, run_dir = load_run(args.run)
-    _require(model, Ability.TRAVERSAL, "be traversed")
-    if args.data_dir:
-        cfg.data.dir = args.data_dir
-    torch.manual_seed(0)
-    x = build_data(cfg.data).test.head(args.images)["x"]
+    model, run_dir, batch = _run_and_test_batch(args, Ability.TRAVERSAL, "be traversed", args.images, 0)
     out = Path(args.out or run_dir / "traversals")
-    for path in write_traversals(model, x, out, seeds=args.seeds, steps=args.steps, radius=args.radius):
+    for path in write_traversals(model, batch["x"], out, seeds=args.seeds, steps=args.steps, radius=args.radius):
         print(f"vaekit: wrote {path}")
 
 

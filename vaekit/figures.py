@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,51 +48,46 @@ def save_reconstructions(x: Tensor, x_hat: Tensor, path: str | Path, scale: int 
     return save_grid(paired_rows(x, x_hat, nrow), path, nrow=nrow, scale=scale)
 
 
-def save_curve(curve: Curve, path: str | Path) -> Path:
-    """A line chart of each named series (matplotlib, no display needed)."""
+@contextlib.contextmanager
+def _chart(path: str | Path, width: float) -> Iterator[Any]:
+    """A matplotlib Axes (no display needed) saved to ``path`` on exit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    for name, ys in curve.series.items():
-        ax.plot(curve.x, ys, marker="o", markersize=3, label=name)
-    if curve.log_x:
-        ax.set_xscale("log")
-    ax.set_xlabel(curve.xlabel)
-    ax.set_ylabel(curve.ylabel)
-    if len(curve.series) > 1:
-        ax.legend()
+    fig, ax = plt.subplots(figsize=(width, 3.2), dpi=100)
+    yield ax
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
-    return path
+
+
+def save_curve(curve: Curve, path: str | Path) -> Path:
+    """A line chart of each named series."""
+    with _chart(path, 5) as ax:
+        for name, ys in curve.series.items():
+            ax.plot(curve.x, ys, marker="o", markersize=3, label=name)
+        if curve.log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(curve.xlabel)
+        ax.set_ylabel(curve.ylabel)
+        if len(curve.series) > 1:
+            ax.legend()
+    return Path(path)
 
 
 def save_bars(bars: Bars, path: str | Path) -> Path:
-    """A bar chart (matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(bars.values) + 1.5), 3.2), dpi=100)
-    ax.bar(range(len(bars.values)), bars.values, color="#1f77b4")
-    ax.set_xticks(range(len(bars.labels)), bars.labels)
-    ax.set_ylabel(bars.ylabel)
-    if bars.title:
-        ax.set_title(bars.title)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    """A bar chart, one bar per label."""
+    with _chart(path, max(4, 0.45 * len(bars.values) + 1.5)) as ax:
+        ax.bar(range(len(bars.values)), bars.values, color="#1f77b4")
+        ax.set_xticks(range(len(bars.labels)), bars.labels)
+        ax.set_ylabel(bars.ylabel)
+        if bars.title:
+            ax.set_title(bars.title)
+    return Path(path)
 
 
 def save_audio(clip: AudioClip, path: str | Path) -> Path:

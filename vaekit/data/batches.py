@@ -65,7 +65,23 @@ def draw_binary(thresholds: Tensor, generator: torch.Generator | None = None) ->
     return (u < thresholds).float()
 
 
-class TensorExamples(Dataset):
+class BatchServing(Dataset):
+    """What every in-memory data set derives from its ``__getitems__``: single examples and a fixed head."""
+
+    def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+
+    def head(self, n: int, seed: int = 0) -> dict[str, Tensor]:
+        """The first n examples as one batch (fixed inputs for figures), drawn with a fixed seed."""
+        idx = SeededBatch(range(min(n, len(self))))
+        idx.seed = seed
+        return self.__getitems__(idx)
+
+
+class TensorExamples(BatchServing):
     """Examples held as one uint8 tensor ([N, C, H, W] images, [N, T, C, H, W] frames, ...) plus optional labels,
     served as ``{"x": float tensor, "y": labels}`` according to ``values``."""
 
@@ -100,15 +116,6 @@ class TensorExamples(Dataset):
         if self.labels is not None:
             batch["y"] = self.labels.index_select(0, index)
         return batch
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
-
-    def head(self, n: int, seed: int = 0) -> dict[str, Tensor]:
-        """The first n examples as one batch (fixed inputs for figures), drawn with a fixed seed."""
-        idx = SeededBatch(range(min(n, len(self))))
-        idx.seed = seed
-        return self.__getitems__(idx)
 
     def subset(self, n: int) -> TensorExamples:
         """The first n examples, served the same way."""

@@ -62,9 +62,8 @@ import torch
 from annotated_types import Ge
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from vaekit.data.batches import SeededBatch
+from vaekit.data.batches import BatchServing
 from vaekit.data.files import DataError, cache_dir
 from vaekit.data.ground_truth import GroundTruthData
 from vaekit.data.registry import DataConfig, Splits, register_data
@@ -367,7 +366,7 @@ class DSprites(GroundTruthData):
 # --------------------------------------------------------------------------------------------------- the data set
 
 
-class GroundTruthExamples(Dataset):
+class GroundTruthExamples(BatchServing):
     """The examples of a ground-truth set at given indices, served as ``{"x": float [B, C, H, W], "factors": long
     [B, num_factors]}``; ``fetch`` turns set indices into observations, batch by batch."""
 
@@ -384,15 +383,6 @@ class GroundTruthExamples(Dataset):
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
         g = self.indices[np.asarray(idx, dtype=np.int64)]
         return {"x": self.fetch(g), "factors": torch.from_numpy(self.data.factors_of(g))}
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
-
-    def head(self, n: int, seed: int = 0) -> dict[str, Tensor]:
-        """The first n examples as one batch (fixed inputs for figures)."""
-        idx = SeededBatch(range(min(n, len(self))))
-        idx.seed = seed
-        return self.__getitems__(idx)
 
     def subset(self, n: int) -> GroundTruthExamples:
         """The first n examples, served the same way."""
