@@ -180,3 +180,12 @@ def test_channels_last_changes_the_layout_not_the_numbers() -> None:
     torch.manual_seed(1)
     nhwc = fast.loss({"x": x.contiguous(memory_format=torch.channels_last)}).loss
     torch.testing.assert_close(nhwc, plain, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_model_names_its_observation_model(name: str) -> None:
+    from vaekit.likelihoods import LIKELIHOODS
+
+    entry = registry.get(name)
+    model = entry.model(entry.config(input_shape=SHAPES.get(name, (1, 28, 28))))
+    assert model.observation_model() in LIKELIHOODS

@@ -76,7 +76,7 @@ def _require(model: Any, ability: Any, what: str) -> None:
     from vaekit.models.base import has
 
     if not has(model, ability):
-        abilities = ", ".join(sorted(getattr(model, "abilities", ()))) or "none"
+        abilities = ", ".join(sorted(model.abilities)) or "none"
         raise ValueError(f"{type(model).__name__} cannot {what} (its abilities: {abilities})")
 
 

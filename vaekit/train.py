@@ -359,10 +359,9 @@ def fit(
     L.seed_everything(t.seed, workers=True, verbose=False)
     splits = build_data(cfg.data)
     model_cfg = model_config(cfg.model, splits.defaults)
-    if (likelihood := getattr(model_cfg, "likelihood", None)) is not None:
-        check_likelihood(likelihood, splits.observation)
     cfg.model = resolved_model(cfg.model, splits.defaults)  # config.yaml records every default
     model = build(cfg.model_name, model_cfg)
+    check_likelihood(model.observation_model(), splits.observation)
     init_from_runs(model, t.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -128,6 +128,10 @@ class Model(nn.Module):
     def loss(self, batch: Batch) -> LossOutput:
         raise NotImplementedError
 
+    def observation_model(self) -> str:
+        """The name of p(x|.) in vaekit.likelihoods; the trainer checks it against what the data serve."""
+        return self.config.likelihood
+
 
 class LatentVariableModel(Model):
     """Base for single-latent VAEs: subclasses define ``encode``, ``decode`` and ``latent_dim``.

@@ -51,6 +51,9 @@ class ConditionalVAE(Model):
         """X as a flat vector [B, n_cond]."""
         raise NotImplementedError
 
+    def observation_model(self) -> str:
+        return "bernoulli"
+
     def likelihood(self, logits: Tensor) -> Distribution:
         """p(y|x, z) from the generation network's logits: a Bernoulli over the image."""
         return bernoulli(logits, len(self.input_shape))

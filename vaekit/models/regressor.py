@@ -68,6 +68,9 @@ class QuadrantRegressor(Model):
         self.net = MLP([n, *config.hidden, n], "relu")
         self.register_buffer("given", quadrant_mask(self.input_shape, config.given_quadrants), persistent=False)
 
+    def observation_model(self) -> str:
+        return "bernoulli"
+
     def split(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(X with missing pixels set to -1, the full image)."""
         img = batch["x"]
