@@ -341,6 +341,11 @@ def resolve_resume(resume: str | Path | None, run_dir: Path) -> Path | None:
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:  # tensors and plain values only: a pickled class or code is refused before Lightning sees the file
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
     return path
 
 
