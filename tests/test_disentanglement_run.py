@@ -49,7 +49,8 @@ def test_metrics_during_training_and_in_evaluate(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["train", "beta_vae", "--data", "dots_for_tests", "--data-dir", str(tmp_path), "model.channels=[8, 8]",
             "model.fc=32", "model.latent_dim=4", "data.batch_size=32", "train.epochs=1", "train.progress_bar=false",
-            "train.metrics=[mig]", "train.metrics_every_n_steps=4", "--out", str(run)]
+            "train.metrics=[mig]", "train.metrics_every_n_steps=4", "train.metric_settings={mig: {num_train: 500}}",
+            "--out", str(run)]
     assert main(args) == 0
     steps = sorted(p.name for p in (run / "metrics").glob("step*.json"))
     assert steps == ["step0000004.json", "step0000008.json"]  # 256 images / 32 = 8 steps

@@ -59,6 +59,8 @@ class TrainConfig:
     # Disentanglement metrics during training (data with known factors): names and how often, in steps.
     metrics: list[str] = field(default_factory=list)
     metrics_every_n_steps: NonNegativeInt = 10000
+    # Per-metric settings for those runs, e.g. {beta_vae: {num_train: 2000, num_eval: 1000}} (cheaper curves).
+    metric_settings: dict[str, dict[str, int | float]] = field(default_factory=dict)
     # Submodules initialised from trained runs before training, e.g. {baseline: runs/regressor} for a CVAE.
     init: dict[str, str] = field(default_factory=dict)
 

@@ -84,9 +84,11 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
 
 
 def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed: int = 0,
-                    batch_size: int = 256) -> tuple[dict[str, Any], dict[str, str]]:
+                    batch_size: int = 256, settings: dict[str, dict[str, Any]] | None = None,
+                    ) -> tuple[dict[str, Any], dict[str, str]]:
     """The metrics named, each on ``ground_truth`` with the model's representation function (the posterior mean)
-    and a random state from ``seed``; returns (scores, reasons for those that do not apply)."""
+    and a random state from ``seed`` (``settings[name]`` overrides a metric's defaults); returns (scores,
+    reasons for those that do not apply)."""
     from vaekit.metrics import METRICS
 
     unknown = [n for n in names if n not in METRICS]
@@ -106,7 +108,7 @@ def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed:
     scores = {}
     for n in names:
         start = time.perf_counter()
-        scores[n] = {**METRICS[n](ground_truth, represent, random_state=seed),
+        scores[n] = {**METRICS[n](ground_truth, represent, random_state=seed, **(settings or {}).get(n, {})),
                      "seconds": round(time.perf_counter() - start, 1)}
     return scores, {}
 

@@ -256,9 +256,11 @@ class MetricsDuringTraining(Callback):
     """Disentanglement metrics every N steps on the data set's known factors (so curves over training show when
     and whether orderings between models appear), written to metrics/stepNNNNNNN.json and the loggers."""
 
-    def __init__(self, run_dir: Path, names: list[str], every: int, ground_truth: Any, seed: int) -> None:
+    def __init__(self, run_dir: Path, names: list[str], every: int, ground_truth: Any, seed: int,
+                 settings: dict[str, dict[str, Any]]) -> None:
         self.dir, self.names, self.every, self.ground_truth, self.seed = run_dir / "metrics", names, every, \
             ground_truth, seed
+        self.settings = settings
 
     def on_train_batch_end(self, trainer: L.Trainer, module: VAEModule, outputs: Any, batch: Any, idx: int) -> None:
         step = trainer.global_step
@@ -269,7 +271,7 @@ class MetricsDuringTraining(Callback):
         model = module.model
         was_training = model.training
         with torch.random.fork_rng(devices=[]):
-            scores, _ = disentanglement(model, self.ground_truth, self.names, self.seed)
+            scores, _ = disentanglement(model, self.ground_truth, self.names, self.seed, settings=self.settings)
         model.train(was_training)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / f"step{step:07d}.json").write_text(json.dumps({"step": step, **scores}, indent=2))
@@ -387,7 +389,7 @@ def fit(
         if splits.ground_truth is None:
             raise ConfigError(f"train.metrics: data set {cfg.data.name!r} has no known factors to score against")
         callbacks.append(MetricsDuringTraining(run_dir, t.metrics, t.metrics_every_n_steps, splits.ground_truth,
-                                               cfg.eval.metrics_seed))
+                                               cfg.eval.metrics_seed, t.metric_settings))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
     trainer = L.Trainer(
