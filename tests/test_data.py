@@ -184,3 +184,14 @@ def test_one_writer_for_every_figure_type(tmp_path: Path) -> None:
     assert (tmp_path / "table.md").read_text().splitlines()[0] == "| k | nll |"
     with pytest.raises(TypeError, match="no writer for figures of type str"):
         write_figure("nope", tmp_path / "x")  # type: ignore[arg-type]
+
+
+def test_a_last_global_batch_smaller_than_the_world_still_feeds_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vaekit.data.batches as batches
+
+    sizes = []
+    for rank in (0, 1):
+        monkeypatch.setattr(batches, "_world", lambda r=rank: (r, 2))
+        sampler = EpochBatches(101, 50, shuffle=False)
+        sizes.append([len(b) for b in sampler])
+    assert sizes == [[50, 1], [50, 1]]  # 101 = 2 x 50 + 1: the one left over is paired with a padded example

@@ -235,3 +235,4 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path, data_dir: Path) -> None:
     assert weights.keys() == fresh.keys()
     metrics = (tmp_path / "logs" / "metrics.csv").read_text()
     assert "val/elbo" in metrics
+

@@ -34,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vaekit.train import fit
 
     overrides = list(args.overrides)
-    if args.data is not None and args.data != "mnist":
+    if args.data is not None:
         overrides.append(f"data.name={args.data}")  # a set that needs --data-dir says so when it is built
     for flag, key in (("data_dir", "data.dir"), ("epochs", "train.epochs"),
                       ("seed", "train.seed"), ("devices", "trainer.devices"), ("strategy", "trainer.strategy"),
@@ -43,14 +43,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     recipe = _recipe(args.recipe)
-    if args.data is not None and args.data != "mnist" and isinstance(recipe, str):
+    if args.data is not None and isinstance(recipe, str):
         # Another data set than the recipe's: keep only the keys every data set has.
         from vaekit.config import read_yaml
 
         raw = read_yaml(Path(recipe)) or {}
-        raw.setdefault("name", Path(recipe).stem)
-        raw["data"] = {k: v for k, v in (raw.get("data") or {}).items() if k in ("batch_size",)}
-        recipe = raw
+        if (raw.get("data") or {}).get("name", "mnist") != args.data:
+            raw.setdefault("name", Path(recipe).stem)
+            raw["data"] = {k: v for k, v in (raw.get("data") or {}).items() if k in ("batch_size",)}
+            recipe = raw
     cfg = load_config(recipe, overrides)
     run_dir = Path(args.out or Path("runs") / cfg.name)
     print(f"vaekit: training {cfg.model_name} on {cfg.data.name} -> {run_dir}")

@@ -70,7 +70,7 @@ class TrainerConfig:
     """Arguments of ``lightning.Trainer``, passed on as they are (see its documentation)."""
 
     accelerator: str = "auto"  # cpu, gpu, auto
-    devices: int | str = "auto"  # auto, 1, 4, "0,1"
+    devices: int | str | list[int] = "auto"  # auto, 1, 4, "0,1", [0, 1]
     strategy: str = "auto"  # ddp for several GPUs / nodes
     num_nodes: PositiveInt = 1
     precision: str = "32-true"  # bf16-mixed, 16-mixed
@@ -158,9 +158,16 @@ def _dataclass_at(cls: Any, loc: tuple[Any, ...]) -> Any:
         origin = typing.get_origin(tp)
         if isinstance(part, int) and origin in (list, tuple):
             tp = _unwrap(typing.get_args(tp)[0])
+        elif origin is dict and isinstance(part, str):
+            tp = _unwrap(typing.get_args(tp)[1])  # a key of the mapping: go on into its value's type
         elif dataclasses.is_dataclass(tp) and isinstance(part, str):
             tp = _unwrap(typing.get_type_hints(tp, include_extras=True).get(part, Any))
     return tp
+
+
+def _is_branch_tag(part: str, loc: tuple[Any, ...], i: int) -> bool:
+    """pydantic names the union branch it tried (``int``, ``float``, ``constrained-int``) after the key."""
+    return i == len(loc) - 1 and (part in ("int", "float", "str", "bool", "list", "dict") or "-" in part)
 
 
 def _key(prefix: str, loc: tuple[Any, ...], cls: type) -> str:
@@ -172,7 +179,8 @@ def _key(prefix: str, loc: tuple[Any, ...], cls: type) -> str:
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
             continue
         holder = _dataclass_at(cls, loc[:i])
-        if (dataclasses.is_dataclass(holder) and part in _field_names(holder)) or typing.get_origin(holder) is dict:
+        if (dataclasses.is_dataclass(holder) and part in _field_names(holder)) or (
+                typing.get_origin(holder) is dict and (i == 0 or not _is_branch_tag(part, loc, i))):
             parts.append(str(part))
     return ".".join(parts)
 

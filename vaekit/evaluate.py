@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from vaekit.config import EvalConfig, RunConfig
 from vaekit.data import build_data, iterate
 from vaekit.estimators import importance_weighted_bound
+from vaekit.likelihoods import check_likelihood
 from vaekit.metrics import active_units
 from vaekit.models.base import Ability, has
 
@@ -37,9 +38,13 @@ def _limited(test: Dataset, limit: int | None) -> Dataset:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_offset: float = 0.0,
-             progress: bool = True, seed: int = 0) -> dict[str, Any]:
+             progress: bool = True, seed: int = 0, nll_refused: str | None = None) -> dict[str, Any]:
     """NLL = -(1/N) sum_n L_k(x_n) in nats (plus ``nats_offset``, the dequantization correction) and in bits per
-    dimension (``dims`` values per example); the model's loss terms averaged over the test set; active units."""
+    scored value (``model.scored_values(dims)`` of the ``dims`` per example); the model's loss terms averaged
+    over the test set (log-likelihood terms shifted by the same offset, so all are in nats of the 8-bit data);
+    active units. ``nll_refused`` names why the model's likelihood is no NLL of these data, if it is not."""
+    if len(test) == 0:
+        raise ValueError("the test set is empty: nothing to evaluate")
     model.eval()
     torch.manual_seed(seed)
     batches = iterate(_limited(test, cfg.limit), cfg.batch_size, seed=seed)
@@ -49,14 +54,19 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     start = time.perf_counter()
     log_px, n = 0.0, 0
     sums: dict[str, float] = {}
-    if has(model, Ability.IMPORTANCE_WEIGHTS):
+    if nll_refused:
+        how, desc = None, "terms"
+        skipped["nll"] = nll_refused
+    elif has(model, Ability.IMPORTANCE_WEIGHTS):
         how, desc = f"-L_{cfg.nll_samples}", f"L_{cfg.nll_samples}"
     elif has(model, Ability.EXACT_LIKELIHOOD):
         how, desc = "exact", "log p"
     else:
         how, desc = None, "terms"
         skipped["nll"] = f"{name} declares neither importance weights nor an exact likelihood"
+    device = next(model.parameters()).device
     for batch in _progress(batches, desc, progress):
+        batch = {k: v.to(device) for k, v in batch.items()}
         b = batch["x"].shape[0]
         if how == "exact":
             log_px += float(model.log_likelihood(batch).sum())
@@ -67,10 +77,11 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
         n += b
     if how is not None:
         nll = -log_px / n + nats_offset
-        result.update(nll=nll, bits_per_dim=nll / (dims * math.log(2)), nll_estimator=how)
+        result.update(nll=nll, bits_per_dim=nll / (model.scored_values(dims) * math.log(2)), nll_estimator=how)
         if how != "exact":
             result["k"] = cfg.nll_samples
-    result.update({k: v / n for k, v in sums.items()})
+    shifted = {"elbo", "rec", "log_likelihood", "bound", "iwae_bound"}  # log-likelihoods: density -> 8-bit data
+    result.update({k: v / n - (nats_offset if k in shifted else 0.0) for k, v in sums.items()})
     if has(model, Ability.LATENT_MEANS):
         result["active_units"] = active_units(model.latent_means, batches)
     else:
@@ -100,9 +111,12 @@ def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed:
     if ground_truth is None:
         return {}, {n: "the data set has no known factors" for n in names}
 
+    device = next(model.parameters()).device  # observations come on the CPU; the model may not be there
+
     @torch.no_grad()
     def represent(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([model.represent(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([model.represent(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x),
+                                                                                                   batch_size)])
 
     model.eval()
     scores = {}
@@ -115,7 +129,13 @@ def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed:
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True) -> dict[str, Any]:
     splits = build_data(cfg.data)
-    result = evaluate(model, splits.test, cfg.eval, splits.dims, splits.nats_offset, progress=progress)
+    try:  # an older run may pair a likelihood with data it is no distribution over: its -log p is no NLL
+        check_likelihood(model.observation_model(), splits.observation)
+        refused = None
+    except ValueError as e:
+        refused = str(e)
+    result = evaluate(model, splits.test, cfg.eval, splits.dims, splits.nats_offset, progress=progress,
+                      nll_refused=refused)
     result = {"model": cfg.model_name, "data": cfg.data.name, **result}
     if cfg.eval.metrics:
         scores, skipped = disentanglement(model, splits.ground_truth, cfg.eval.metrics, cfg.eval.metrics_seed)

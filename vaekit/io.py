@@ -1,7 +1,8 @@
 """Saving and loading models safely: weights as safetensors, config as YAML. Nothing is unpickled.
 
 A run directory holds ``config.yaml`` (the whole recipe, model section resolved), ``model.safetensors``
-(the last epoch) and ``best.safetensors`` (lowest validation loss). Lightning's ``.ckpt`` files (for resuming)
+(the last epoch) and ``best.safetensors`` (the best validation value of the model's monitored term, e.g. the
+highest ELBO). Lightning's ``.ckpt`` files (for resuming)
 hold only tensors and plain Python values and are read with ``torch.load(weights_only=True)``.
 """
 

@@ -26,7 +26,10 @@ def register(name: str, config: type) -> Callable[[type[nn.Module]], type[nn.Mod
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        from vaekit.models.base import ABILITY_METHODS
+        from vaekit.models.base import ABILITY_METHODS, Model
+
+        if not (isinstance(cls, type) and issubclass(cls, Model)):
+            raise TypeError(f"{getattr(cls, '__name__', cls)} must subclass vaekit.models.base.Model to register")
 
         for ability in getattr(cls, "abilities", ()):
             if not callable(getattr(cls, ABILITY_METHODS[ability], None)):

@@ -159,6 +159,8 @@ class Resumable(Callback):
             trainer.save_checkpoint(self.path)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        # Also when max_time or max_steps cut the epoch short: Lightning then counts the epoch as done, and a
+        # resume with a larger budget starts the next one (the rest of the cut epoch is not served).
         self.position = (trainer.current_epoch + 1, 0)
         trainer.save_checkpoint(self.path)
 
@@ -166,11 +168,12 @@ class Resumable(Callback):
         if self._pending_rng is not None:
             torch.set_rng_state(self._pending_rng["cpu"])
             if "cuda" in self._pending_rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(self._pending_rng["cuda"])
+                for i, state in enumerate(self._pending_rng["cuda"][: torch.cuda.device_count()]):
+                    torch.cuda.set_rng_state(state, i)
             self._pending_rng = None
 
-    # The RNG is restored where the original run stood when it saved: at the start of the next epoch (before the
-    # DataLoader draws its base seed) for an end-of-epoch checkpoint, else before the next step.
+    # The RNG is restored where the original run stood when it saved: at the start of the next epoch for an
+    # end-of-epoch checkpoint, else before the next step.
     def on_train_epoch_start(self, trainer: L.Trainer, module: VAEModule) -> None:
         if not self._mid_epoch:
             self._restore_rng()
@@ -261,11 +264,13 @@ class MetricsDuringTraining(Callback):
         self.dir, self.names, self.every, self.ground_truth, self.seed = run_dir / "metrics", names, every, \
             ground_truth, seed
         self.settings = settings
+        self.last = -1
 
     def on_train_batch_end(self, trainer: L.Trainer, module: VAEModule, outputs: Any, batch: Any, idx: int) -> None:
         step = trainer.global_step
-        if not trainer.is_global_zero or not self.every or step % self.every or step == 0:
-            return
+        if not trainer.is_global_zero or not self.every or step % self.every or step == 0 or step == self.last:
+            return  # (under gradient accumulation several batches share a step: score it once)
+        self.last = step
         from vaekit.evaluate import disentanglement
 
         model = module.model
@@ -377,7 +382,7 @@ def fit(
     term, mode = model.monitor
     best = _Checkpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{term}", mode=mode,
                        save_top_k=1, save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
-    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed)
+    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
     resumable = Resumable(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every_n_steps,
                           train_loader.batch_sampler)
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).

@@ -122,7 +122,7 @@ class TensorExamples(BatchServing):
         return TensorExamples(self.data[:n], None if self.labels is None else self.labels[:n], self.values)
 
 
-class AudioClips(Dataset):
+class AudioClips(BatchServing):
     """Variable-length mono clips (float [T_i] each) plus optional labels, served as ``{"x": [B, T_max] zero-padded,
     "lengths": [B], "y": labels}``: models mask the padding with ``lengths``."""
 
@@ -144,6 +144,10 @@ class AudioClips(Dataset):
         if self.labels is not None:
             batch["y"] = self.labels[torch.as_tensor(idx, dtype=torch.long)]
         return batch
+
+    def subset(self, n: int) -> AudioClips:
+        """The first n clips."""
+        return AudioClips(self.clips[:n], None if self.labels is None else self.labels[:n])
 
 
 def _world() -> tuple[int, int]:
@@ -189,6 +193,8 @@ class EpochBatches(Sampler[list[int]]):
         glob = self.batch_size * world
         for b in range(start, len(self)):
             chunk = order[b * glob : (b + 1) * glob]
+            if len(chunk) < world:  # every process needs an example: pad from the epoch's start, as
+                chunk = chunk + order[: world - len(chunk)]  # DistributedSampler does
             batch = SeededBatch(chunk[rank::world] if len(chunk) < glob else
                                 chunk[rank * self.batch_size : (rank + 1) * self.batch_size])
             batch.seed = batch_seed(self.seed, self.epoch, b, rank)

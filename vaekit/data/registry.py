@@ -29,6 +29,7 @@ class DataConfig:
     name: str = "mnist"
     dir: str | None = None  # else $VAEKIT_DATA/<name>, else the user cache
     batch_size: Annotated[int, Ge(1)] = 100
+    drop_last: bool = False  # drop a last, smaller training batch (batch norm cannot train on one example)
 
 
 @dataclass

@@ -130,7 +130,15 @@ class Model(nn.Module):
 
     def observation_model(self) -> str:
         """The name of p(x|.) in vaekit.likelihoods; the trainer checks it against what the data serve."""
-        return self.config.likelihood
+        name = getattr(self.config, "likelihood", None)
+        if name is None:
+            raise NotImplementedError(f"{type(self).__name__}: override observation_model() (its config names no "
+                                      "likelihood)")
+        return name
+
+    def scored_values(self, dims: int) -> int:
+        """How many of an example's ``dims`` observed values the likelihood scores (for bits per dimension)."""
+        return dims
 
 
 class LatentVariableModel(Model):

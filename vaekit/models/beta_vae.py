@@ -17,7 +17,6 @@ from typing import Annotated, Literal
 
 import torch
 from annotated_types import Ge
-from torch import Tensor
 
 from vaekit.likelihoods import kl_per_dimension
 from vaekit.models.base import Batch, LossOutput
@@ -63,8 +62,3 @@ class BetaVAE(ConvVAE):
         if cfg.objective == "capacity":
             terms["capacity"] = torch.as_tensor(self.capacity, dtype=rec.dtype).detach().expand_as(rec)
         return LossOutput(loss=-(rec - penalty).mean(), terms=terms)
-
-    @torch.no_grad()
-    def kl_per_dimension(self, x: Tensor) -> Tensor:
-        """Mean KL(q(z_j|x) || p(z_j)) over ``x`` for each latent j: which latents carry information."""
-        return kl_per_dimension(self.encode(x)).mean(0)

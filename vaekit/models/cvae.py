@@ -172,6 +172,9 @@ class QuadrantCVAE(ConditionalVAE):
         """The pixels X gives: the baseline regressor's mask."""
         return self.baseline.given
 
+    def scored_values(self, dims: int) -> int:
+        return int((~self.given).sum())  # only the missing pixels are scored
+
     def condition(self, batch: Batch) -> Tensor:
         """The given pixels with the baseline's guess in the missing ones."""
         x, _ = self.baseline.split(batch)

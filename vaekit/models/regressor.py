@@ -71,6 +71,9 @@ class QuadrantRegressor(Model):
     def observation_model(self) -> str:
         return "bernoulli"
 
+    def scored_values(self, dims: int) -> int:
+        return int((~self.given).sum())  # only the missing pixels are scored
+
     def split(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(X with missing pixels set to -1, the full image)."""
         img = batch["x"]
