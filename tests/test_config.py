@@ -95,7 +95,7 @@ def test_nested_configs_are_checked_element_by_element() -> None:
     (["train.epochs=-3"], r"train.epochs=-3 is not allowed; it must be >= 1"),
     (["eval.nll_samples=0"], r"eval.nll_samples=0 is not allowed; it must be >= 1"),
     (["train.lr=-0.001"], r"train.lr=-0.001 is not allowed; it must be > 0"),
-    (["trainer.devices=[1]"], r"trainer.devices must be an integer"),
+    (["trainer.num_nodes=0"], r"trainer.num_nodes=0 is not allowed; it must be >= 1"),
     (["train.loggers=[csv, nope]"], r"train.loggers\[1\]='nope' is not allowed; choose one of: csv, tensorboard"),
     (["data.name=cifar"], r"data.name='cifar' is unknown; choose one of: .*mnist"),
     (["data.batch_size=0"], r"data.batch_size=0 is not allowed"),
