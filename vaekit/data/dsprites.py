@@ -399,11 +399,17 @@ def split_indices(count: int, val_size: int, test_size: int, seed: int, name: st
 
 
 @dataclass
-class DSpritesConfig(DataConfig):
-    name: str = "dsprites"
+class GroundTruthSplitConfig(DataConfig):
+    """A full factor grid cut into test / validation / train by one fixed permutation of its indices."""
+
     val_size: Annotated[int, Ge(0)] = 10000
     test_size: Annotated[int, Ge(0)] = 10000
-    split_seed: int = 1234  # the fixed permutation of all 737,280 indices that cuts test / validation / train
+    split_seed: int = 1234
+
+
+@dataclass
+class DSpritesConfig(GroundTruthSplitConfig):
+    name: str = "dsprites"
 
 
 def ground_truth(cfg: DSpritesConfig | None = None) -> DSprites:

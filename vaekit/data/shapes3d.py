@@ -47,9 +47,9 @@ import torch
 from annotated_types import Ge
 from torch import Tensor
 
-from vaekit.data.dsprites import GroundTruthExamples, split_indices
+from vaekit.data.dsprites import GroundTruthExamples, GroundTruthSplitConfig, split_indices
 from vaekit.data.ground_truth import GroundTruthData
-from vaekit.data.registry import DataConfig, Splits, register_data
+from vaekit.data.registry import Splits, register_data
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
@@ -295,11 +295,8 @@ class Shapes3D(GroundTruthData):
 
 
 @dataclass
-class Shapes3DConfig(DataConfig):
+class Shapes3DConfig(GroundTruthSplitConfig):
     name: str = "shapes3d"
-    val_size: Annotated[int, Ge(0)] = 10000
-    test_size: Annotated[int, Ge(0)] = 10000
-    split_seed: int = 1234  # the fixed permutation of all 480,000 indices that cuts test / validation / train
     cache_size: Annotated[int, Ge(0)] = 0  # rendered images kept in memory (12 KB each); 0: render every batch
 
 

@@ -97,8 +97,8 @@ def elbo_terms(log_px_z: Tensor, kl: Tensor, beta: Tensor | float = 1.0) -> Loss
     The loss minimised is -(E_q[log p(x|z)] - beta KL) with beta = 1 unless a schedule (KL warm-up, Sonderby et
     al. 2016) or a beta-VAE (Higgins et al. 2017) sets it; the logged ``elbo`` is always the true bound."""
     elbo = log_px_z - kl
-    loss = -(log_px_z - beta * kl).mean() if not (isinstance(beta, float) and beta == 1.0) else -elbo.mean()
-    return LossOutput(loss=loss, terms={"elbo": elbo.detach(), "rec": log_px_z.detach(), "kl": kl.detach()})
+    terms = {"elbo": elbo.detach(), "rec": log_px_z.detach(), "kl": kl.detach()}
+    return LossOutput(loss=-(log_px_z - beta * kl).mean(), terms=terms)
 
 
 class Model(nn.Module):
