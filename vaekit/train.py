@@ -339,15 +339,15 @@ def resolve_resume(resume: str | Path | None, run_dir: Path) -> Path | None:
     if resume is None:
         return None
     if str(resume) == "auto":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if last.exists():
-            print(f"vaekit: resuming from {last}")
-            return last
-        print(f"vaekit: no checkpoint in {run_dir / 'checkpoints'} yet; starting from scratch")
-        return None
-    path = Path(resume)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            print(f"vaekit: no checkpoint in {run_dir / 'checkpoints'} yet; starting from scratch")
+            return None
+        print(f"vaekit: resuming from {path}")
+    else:
+        path = Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such checkpoint")
     try:  # tensors and plain values only: a pickled class or code is refused before Lightning sees the file
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -54,8 +54,9 @@ class ConvVAE(LatentVariableModel):
                                    config.activation)
 
     def encode(self, x: Tensor) -> Distribution:
-        mean, log_var = fold(self.encoder, x, 3).chunk(2, dim=-1)
+        # Distribution parameters in float32: under bf16 autocast the convolutions run in bf16, the ELBO's terms don't.
+        mean, log_var = fold(self.encoder, x, 3).float().chunk(2, dim=-1)
         return diag_gaussian(mean, log_var)
 
     def decode(self, z: Tensor) -> Distribution:
-        return self._likelihood(fold(self.decoder, z, 1), 3)  # conv layers take one batch dim: k x B folded
+        return self._likelihood(fold(self.decoder, z, 1).float(), 3)  # conv layers take one batch dim: k x B folded
