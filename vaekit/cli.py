@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError, OSError) as e:
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError, OSError, FloatingPointError) as e:
         if args.debug:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -24,12 +24,14 @@ import yaml
 from annotated_types import Ge, Gt
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from vaekit.errors import OneLineError
+
 PositiveInt = Annotated[int, Ge(1)]
 NonNegativeInt = Annotated[int, Ge(0)]
 PositiveFloat = Annotated[float, Gt(0)]
 
 
-class ConfigError(ValueError):
+class ConfigError(OneLineError, ValueError):
     """A bad key or value in a recipe or on the command line."""
 
 
@@ -50,6 +52,9 @@ class TrainConfig:
     snapshot_epochs: list[PositiveInt] = field(default_factory=list)  # extra weights kept at these epochs
     checkpoint_every_n_steps: NonNegativeInt = 1000  # checkpoints/last.ckpt every N steps (0: each epoch only)
     progress_bar: bool = True
+    # A NaN or Inf in a loss term or a gradient: "stop" names the step and the term and ends the run (the last
+    # checkpoint stays as it was); "skip" leaves that batch out (no update) and counts it as train/skipped_batches.
+    nonfinite: Literal["stop", "skip"] = "stop"
     threads: PositiveInt | None = None  # torch.set_num_threads; None keeps torch's default
     # NHWC ("channels last") tensors, oneDNN's preferred layout for conv nets (see BENCHMARKS.md for what it
     # gives on this CPU).
@@ -290,6 +295,8 @@ def data_config(data: dict[str, Any] | None) -> Any:
     """The registered data set's config dataclass, validated (``data.name`` picks the set, default mnist)."""
     from vaekit.data.registry import data_names, get_data
 
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"data must be a mapping (data.name=..., data.batch_size=...), got {data!r}")
     data = dict(data or {})
     name = data.setdefault("name", "mnist")
     try:
@@ -333,7 +340,16 @@ def load_config(source: str | Path | dict[str, Any] | None = None, overrides: li
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}")
         raw.setdefault("name", path.stem)
+        try:
+            return _validated(raw, overrides)
+        except ConfigError as e:  # name the recipe file in every complaint about it
+            raise ConfigError(f"{path}: {e}") from None
+    return _validated(raw, overrides)
+
+
+def _validated(raw: dict[str, Any], overrides: list[str] | None) -> RunConfig:
     raw = copy.deepcopy(raw)  # overrides must not reach into the caller's dicts
+    _check_keys(raw, "")
     if isinstance(raw.get("model"), str):
         raw["model"] = {"name": raw["model"]}
     raw = apply_overrides(raw, overrides or [])
@@ -344,6 +360,15 @@ def load_config(source: str | Path | dict[str, Any] | None = None, overrides: li
         raise ConfigError(f"model must be a mapping, got {cfg.model!r}")
     model_config(cfg.model)  # validate now; the data set fills input_shape when the model is built
     return cfg
+
+
+def _check_keys(node: dict[Any, Any], where: str) -> None:
+    """Keys are names: YAML also allows numbers, lists and null as keys, which no setting is called."""
+    for k, v in node.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"{where or 'top level'}: key {k!r} is not a name")
+        if isinstance(v, dict):
+            _check_keys(v, f"{where}.{k}" if where else k)
 
 
 # Keys that moved between sections since the first release, so older run directories still load.

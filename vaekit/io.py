@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,31 @@ def _replace_atomically(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def check_writable(run_dir: Path, need_bytes: int = 0) -> None:
+    """Fail before training rather than an hour into it: ``run_dir`` must take files and have ``need_bytes`` free."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir}: exists and is not a directory")
+    probe = run_dir / f".vaekit-write-test.{os.getpid()}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"{run_dir}: cannot write there ({e.strerror or e})") from None
+    free = shutil.disk_usage(run_dir).free
+    if free < need_bytes:
+        raise OSError(f"{run_dir}: only {free / 2**20:.0f} MiB free on its disk; this run's checkpoints and weights "
+                      f"need about {need_bytes / 2**20:.0f} MiB")
+
+
+def run_footprint(model: nn.Module) -> int:
+    """Bytes a run writes at most: last.ckpt twice while it is replaced and best.ckpt (weights and Adam's two
+    moments each), two safetensors files, and 64 MiB for logs and figures."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return 3 * 3 * weights + 2 * weights + 64 * 2**20
+
+
 def write_config(cfg: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(plain(cfg.to_dict()), sort_keys=False)
@@ -47,8 +73,8 @@ def build_model(cfg: RunConfig) -> nn.Module:
     return registry.build(cfg.model_name, model_config(cfg.model))
 
 
-def _find(path: Path) -> tuple[Path, Path]:
-    """(weights file, config.yaml) for a run directory, a .safetensors file or a .ckpt file."""
+def _find(path: Path) -> tuple[Path, Path | None]:
+    """(weights file, config.yaml or None) for a run directory, a .safetensors file or a .ckpt file."""
     if path.is_dir():
         for name in ("best.safetensors", "model.safetensors"):
             if (path / name).exists():
@@ -62,7 +88,7 @@ def _find(path: Path) -> tuple[Path, Path]:
     for folder in (path.parent, path.parent.parent):
         if (folder / "config.yaml").exists():
             return path, folder / "config.yaml"
-    return path, Path()
+    return path, None
 
 
 def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
@@ -79,7 +105,7 @@ def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
             raise ValueError(f"{weights}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
         cfg = load_config(migrate(raw))
     else:
-        if not cfg_path.exists():
+        if cfg_path is None or not cfg_path.exists():
             raise FileNotFoundError(f"{weights}: no config.yaml beside it")
         raw = read_yaml(cfg_path)
         if not isinstance(raw, dict):
@@ -96,7 +122,7 @@ def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
         raise ValueError(f"{weights}: weights do not fit the model in its config "
                          f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
     model.eval()
-    return model, cfg, (cfg_path.parent if cfg_path != Path() else weights.parent)
+    return model, cfg, (cfg_path.parent if cfg_path is not None else weights.parent)
 
 
 def load(path: str | Path) -> nn.Module:

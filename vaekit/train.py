@@ -26,7 +26,7 @@ from torch import nn
 from vaekit.config import ConfigError, RunConfig, TrainConfig, from_dict, model_config, plain, resolved_model
 from vaekit.data import EpochBatches, build_data, loader
 from vaekit.figures import write_figure
-from vaekit.io import load, save_weights, write_config
+from vaekit.io import check_writable, load, run_footprint, save_weights, write_config
 from vaekit.likelihoods import check_likelihood
 from vaekit.models.base import Ability, has
 from vaekit.registry import build
@@ -41,6 +41,10 @@ def _to(t: torch.Tensor, device: torch.device, fmt: torch.memory_format | None) 
     return t.contiguous(memory_format=fmt) if fmt is not None and t.dim() == 4 else t
 
 
+def _what(t: torch.Tensor) -> str:
+    return "NaN" if torch.isnan(t).any() else "infinite"
+
+
 class VAEModule(L.LightningModule):
     """Adam on ``model.loss``; logs every named term of the LossOutput under train/ and val/."""
 
@@ -51,6 +55,7 @@ class VAEModule(L.LightningModule):
         # A plain dict, so Lightning's .ckpt loads with weights_only=True and carries no pickled classes.
         self.save_hyperparameters({"config": config})
         self.train_cfg: TrainConfig = from_dict(TrainConfig, config["train"], "train")
+        self.skipped_batches = 0  # batches left out for a NaN/Inf (train.nonfinite=skip); kept in checkpoints
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook, ~40 times a step; nn.Module.__setattr__ checks
@@ -71,14 +76,47 @@ class VAEModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.model.on_train_step(self.global_step, self.current_epoch)  # schedules: warm-up, capacity, fade-in
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         out = self.model.loss(batch)
+        if not torch.isfinite(out.loss):
+            bad = next((k for k, v in out.terms.items() if not torch.isfinite(v).all()), "loss")
+            value = out.terms[bad] if bad in out.terms else out.loss
+            return self._nonfinite(f"loss term {bad!r} is {_what(value)}")
         # Logging every step costs more than a small model's step; log on the steps Lightning writes a row for
         # (after optimizer step s, it writes when (s + 1) % n == 0), so each row holds its own step's values.
         if (self.global_step + 1) % self.train_cfg.log_every_n_steps == 0:
             self.log_dict({f"train/{k}": v.float().mean() for k, v in out.terms.items()}, prog_bar=False)
             self.log("train/loss", out.loss.detach(), prog_bar=True)
+            if self.skipped_batches:
+                self.log("train/skipped_batches", float(self.skipped_batches))
         return out.loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.trainer.precision == "16-mixed":
+            return  # float16's gradient scaler expects overflows and skips those steps itself
+        grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
+        if not grads or torch.isfinite(torch.stack(torch._foreach_norm(list(grads.values())))).all():
+            return
+        name = next(n for n, g in grads.items() if not torch.isfinite(g).all())
+        self._nonfinite(f"the gradient of {name} is {_what(grads[name])}")
+        for p in self.model.parameters():  # skip: Adam leaves parameters without a gradient untouched
+            p.grad = None
+
+    def _nonfinite(self, what: str) -> None:
+        """Stop with a message naming the step and the term, or (train.nonfinite=skip) count and skip the batch."""
+        if self.train_cfg.nonfinite == "stop":
+            raise FloatingPointError(f"step {self.global_step}: {what}; training stopped, the last checkpoint is "
+                                     "unchanged (train.nonfinite=skip leaves such batches out instead)")
+        self.skipped_batches += 1
+        self.print(f"vaekit: step {self.global_step}: {what}; batch skipped ({self.skipped_batches} so far)")
+        self.log("train/skipped_batches", float(self.skipped_batches))
+        return None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["skipped_batches"] = self.skipped_batches
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_batches = int(checkpoint.get("skipped_batches", 0))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.model.loss(batch)
@@ -136,6 +174,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # torn writes of processes killed mid-save
+            pid = stale.name.split(".")[-2]
+            if pid.isdigit() and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Resumable(Callback):
@@ -368,6 +420,7 @@ def fit(
     if t.threads:
         torch.set_num_threads(t.threads)
     ckpt_path = resolve_resume(resume, run_dir)
+    check_writable(run_dir)  # before the data are loaded
     L.seed_everything(t.seed, workers=True, verbose=False)
     splits = build_data(cfg.data)
     model_cfg = model_config(cfg.model, splits.defaults)
@@ -377,6 +430,7 @@ def fit(
     init_from_runs(model, t.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    check_writable(run_dir, run_footprint(model))
     write_config(cfg, run_dir)
     module = VAEModule(model, plain(cfg.to_dict()))
     term, mode = model.monitor

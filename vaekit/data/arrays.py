@@ -14,7 +14,6 @@ per image ([N] or [N, 1]). Files are loaded with ``allow_pickle=False``: a pickl
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -64,17 +63,20 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         return DataError(f"{where}: not a readable NumPy file ({' '.join(str(e).split())})")
 
     try:
-        if path.suffix.lower() == ".npy":
-            return {"x": np.load(path, allow_pickle=False)}
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)  # by content: a .npy named .npz (or the reverse) still reads
+        if isinstance(loaded, np.ndarray):
+            return {"x": loaded}
+        with loaded as z:
             out = {}
             for key in z.files:
                 try:
                     out[key] = z[key]
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+                except Exception as e:  # noqa: BLE001 (numpy and zipfile raise many kinds on a corrupt file)
                     raise refuse(e, key) from None
             return out
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 (a bad header can even raise SyntaxError from numpy's parser)
         raise refuse(e) from None
 
 

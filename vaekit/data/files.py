@@ -9,8 +9,10 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+from vaekit.errors import OneLineError
 
-class DataError(RuntimeError):
+
+class DataError(OneLineError, RuntimeError):
     """A data file is missing, corrupt or not what it claims to be; the message names the file."""
 
 

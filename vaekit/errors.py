@@ -1,0 +1,13 @@
+"""vaekit's own errors print as one line: a key or file name holding a newline or other control character is
+shown escaped, so the CLI's ``vaekit: error: ...`` never spills over several lines."""
+
+from __future__ import annotations
+
+
+def one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class OneLineError(Exception):
+    def __str__(self) -> str:
+        return one_line(super().__str__())
