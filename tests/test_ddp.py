@@ -20,7 +20,7 @@ from vaekit.config import load_config
 from vaekit.data.batches import EpochBatches
 from vaekit.io import load
 from vaekit.likelihoods import LIKELIHOODS
-from vaekit.models.base import Batch, LossOutput, Model
+from vaekit.models.base import Ability, Batch, LossOutput, Model
 from vaekit.registry import register
 from vaekit.train import fit
 
@@ -54,7 +54,10 @@ class TinyAEConfig:
 
 @register("_ddp_test_ae", TinyAEConfig)
 class TinyAE(Model):
-    """An autoencoder without noise, discretized logistic on 8-bit values: its loss is a function of the batch."""
+    """An autoencoder without noise, discretized logistic on 8-bit values: its loss is a function of the batch,
+    and so is its (exact) log-likelihood of x given its own code."""
+
+    abilities = frozenset({Ability.EXACT_LIKELIHOOD})
 
     def __init__(self, config: TinyAEConfig) -> None:
         super().__init__()
@@ -65,10 +68,13 @@ class TinyAE(Model):
     def observation_model(self) -> str:
         return "discretized_logistic"
 
-    def loss(self, batch: Batch) -> LossOutput:
+    def log_likelihood(self, batch: Batch) -> torch.Tensor:
         x = batch["x"]
         params = self.net(x).view(x.shape[0], 2 * self.shape[0], *self.shape[1:])
-        log_px = LIKELIHOODS["discretized_logistic"].build(params, 3).log_prob(x)
+        return LIKELIHOODS["discretized_logistic"].build(params, 3).log_prob(x)
+
+    def loss(self, batch: Batch) -> LossOutput:
+        log_px = self.log_likelihood(batch)
         return LossOutput(loss=-log_px.mean(), terms={"elbo": log_px.detach()})
 
 
@@ -136,3 +142,22 @@ def test_a_ddp_checkpoint_loads_and_resumes_in_one_process(tmp_path: Path, array
     assert isinstance(model, TinyAE)
     _, trainer = fit(_cfg(arrays, 16, ["trainer.devices=1", "train.epochs=3"]), tmp_path, resume="auto")
     assert trainer.global_step == 15 and trainer.world_size == 1
+
+
+@pytest.mark.slow
+def test_evaluation_split_over_processes_sums_the_same_test_set(tmp_path: Path, arrays: Path) -> None:
+    """The test set cut into shards for two processes: the same examples, the same (exact) log-likelihood."""
+    import dataclasses
+
+    from vaekit.data import build_data
+    from vaekit.evaluate import evaluate
+
+    cfg = _cfg(arrays, 8, [])
+    splits = build_data(cfg.data)
+    model = TinyAE(TinyAEConfig())
+    one = evaluate(model, splits.test, dataclasses.replace(cfg.eval, batch_size=3), splits.dims, progress=False)
+    two = evaluate(model, splits.test, dataclasses.replace(cfg.eval, batch_size=3, processes=2), splits.dims,
+                   progress=False)
+    assert one["n_examples"] == two["n_examples"] == 20
+    assert two["nll"] == pytest.approx(one["nll"], rel=1e-6) and two["elbo"] == pytest.approx(one["elbo"], rel=1e-6)
+    assert two["peak_rss_mib"]["largest_worker"] > 0

@@ -67,6 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.data_dir:
         cfg.data.dir = args.data_dir
     given = {"nll_samples": args.nll_samples, "limit": args.limit, "chunk_size": args.chunk_size,
+             "processes": args.processes,
              "metrics": [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None}
     cfg.eval = dataclasses.replace(cfg.eval, **{k: v for k, v in given.items() if v is not None})
     result = evaluate_run(model, cfg, run_dir, progress=not args.quiet)
@@ -183,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--nll-samples", type=int, help="k importance samples (default: the recipe's, 5000)")
     e.add_argument("--limit", type=int, help="only the first N test images")
     e.add_argument("--chunk-size", type=int, help="importance samples per decoder pass")
+    e.add_argument("--processes", type=int, help="evaluate the test set in that many processes at once")
     e.add_argument("--metrics", help="disentanglement metrics on data with known factors, e.g. "
                                      "mig,dci,sap,factor_vae,beta_vae")
     e.add_argument("--data-dir")

@@ -97,6 +97,7 @@ class EvalConfig:
     chunk_size: PositiveInt = 50  # importance samples per decoder pass (x batch_size rows: ~15 MB for MNIST)
     batch_size: PositiveInt = 100
     limit: PositiveInt | None = None  # evaluate only the first N test examples
+    processes: PositiveInt = 1  # test-set shards evaluated by that many processes at once (threads shared out)
     metrics: list[str] = field(default_factory=list)  # disentanglement metrics (vaekit.metrics.METRICS)
     metrics_seed: int = 0  # the random state every metric derives its draws from
 

@@ -52,8 +52,6 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     result: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     start = time.perf_counter()
-    log_px, n = 0.0, 0
-    sums: dict[str, float] = {}
     if nll_refused:
         how, desc = None, "terms"
         skipped["nll"] = nll_refused
@@ -64,17 +62,10 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     else:
         how, desc = None, "terms"
         skipped["nll"] = f"{name} declares neither importance weights nor an exact likelihood"
-    device = next(model.parameters()).device
-    for batch in _progress(batches, desc, progress):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        b = batch["x"].shape[0]
-        if how == "exact":
-            log_px += float(model.log_likelihood(batch).sum())
-        elif how is not None:
-            log_px += float(importance_weighted_bound(model, batch, cfg.nll_samples, cfg.chunk_size).sum())
-        for term, value in model.loss(batch).terms.items():
-            sums[term] = sums.get(term, 0.0) + float(value.float().mean()) * b
-        n += b
+    if cfg.processes > 1 and len(batches) > 1:
+        log_px, sums, n = _in_processes(model, batches, how, cfg, seed)
+    else:
+        log_px, sums, n = _accumulate(model, _progress(batches, desc, progress), how, cfg)
     if how is not None:
         nll = -log_px / n + nats_offset
         result.update(nll=nll, bits_per_dim=nll / (model.scored_values(dims) * math.log(2)), nll_estimator=how)
@@ -86,12 +77,83 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
         result["active_units"] = active_units(model.latent_means, batches)
     else:
         skipped["active_units"] = f"{name} declares no latent means"
-    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1))
+    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(cfg.processes))
     if nats_offset:
         result["nats_offset"] = nats_offset  # D log 256: from the density of dequantized values to 8-bit NLL
     if skipped:
         result["not_applicable"] = skipped
     return result
+
+
+_WORKER_PEAK_MIB = [0.0]  # the largest worker's peak resident set in the last sharded evaluation
+
+
+def _hwm_mib() -> float:
+    """This process's peak resident set in MiB: VmHWM (reset by exec, unlike getrusage's ru_maxrss, which a
+    spawned worker inherits from the parent it was forked from)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_rss(processes: int) -> dict[str, float]:
+    """The largest resident set so far, this process's and (when shards ran elsewhere) the largest worker's."""
+    mib = {"main": _hwm_mib()}
+    if processes > 1:
+        mib["largest_worker"] = _WORKER_PEAK_MIB[0]
+    return {k: round(v, 1) for k, v in mib.items()}
+
+
+def _accumulate(model: nn.Module, batches: Any, how: str | None, cfg: EvalConfig) -> tuple[float, dict, int]:
+    """Sum over ``batches`` of log p(x) (or L_k) and of the model's loss terms (per example), and the count.
+    Memory stays bounded: one batch, and ``cfg.chunk_size`` importance samples of it, at a time."""
+    device = next(model.parameters()).device
+    log_px, n, sums = 0.0, 0, {}
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        b = batch["x"].shape[0]
+        if how == "exact":
+            log_px += float(model.log_likelihood(batch).sum())
+        elif how is not None:
+            log_px += float(importance_weighted_bound(model, batch, cfg.nll_samples, cfg.chunk_size).sum())
+        for term, value in model.loss(batch).terms.items():
+            sums[term] = sums.get(term, 0.0) + float(value.float().mean()) * b
+        n += b
+    return log_px, sums, n
+
+
+def _shard(model: nn.Module, batches: list, how: str | None, cfg: EvalConfig, seed: int, threads: int) -> tuple:
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = _accumulate(model, batches, how, cfg)
+    return (*out, _hwm_mib())
+
+
+def _in_processes(model: nn.Module, batches: list, how: str | None, cfg: EvalConfig,
+                  seed: int) -> tuple[float, dict, int]:
+    """The batches cut into ``cfg.processes`` contiguous shards, each summed by its own process (the CPU's
+    threads shared out between them; on a GPU machine each process uses the model's device). Each shard draws
+    its own importance samples (seed + shard), so the estimate differs from one process's by Monte Carlo noise."""
+    import torch.multiprocessing as mp
+
+    p = min(cfg.processes, len(batches))
+    shards = [batches[i * len(batches) // p : (i + 1) * len(batches) // p] for i in range(p)]
+    threads = max(1, torch.get_num_threads() // p)
+    with mp.get_context("spawn").Pool(p) as pool:
+        parts = pool.starmap(_shard, [(model, sh, how, cfg, seed + i, threads) for i, sh in enumerate(shards)])
+    sums: dict[str, float] = {}
+    for _, part, _, _ in parts:
+        for k, v in part.items():
+            sums[k] = sums.get(k, 0.0) + v
+    _WORKER_PEAK_MIB[0] = max(peak for *_, peak in parts)
+    return sum(lp for lp, *_ in parts), sums, sum(m for _, _, m, _ in parts)
 
 
 def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed: int = 0,
