@@ -47,3 +47,21 @@ def test_pickled_checkpoints_are_refused_everywhere(tmp_path: Path, capsys: pyte
         err = capsys.readouterr().err
         assert "unsafe to load" in err and "\n" not in err.strip(), (argv, err)
     assert not marker.exists()
+
+
+def test_a_run_writes_only_inside_its_directory(tmp_path: Path, data_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training, evaluating, sampling and traversing touch nothing outside the run directory given (not the
+    working directory: no stray lightning_logs), and the data folder is only read."""
+    cwd, run = tmp_path / "cwd", tmp_path / "run"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")}
+    tiny = ["model.hidden=[16]", "model.latent_dim=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+            "train.progress_bar=false", "data.batch_size=16", "train.epochs=1", "eval.limit=20", "eval.nll_samples=3"]
+    assert main(["train", "vae", *tiny, "--data-dir", str(data_dir), "--out", str(run)]) == 0
+    for argv in (["evaluate", str(run), "--quiet"], ["sample", str(run)], ["reconstruct", str(run)],
+                 ["traverse", str(run), "--images", "20"]):
+        assert main([*argv[:2], *(["--data-dir", str(data_dir)] if argv[0] != "sample" else []), *argv[2:]]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "run"] and not list(cwd.iterdir())
+    assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")} == before
