@@ -19,10 +19,12 @@ from vaekit.nets import count_parameters, fold
 from vaekit.schedules import Ramp
 
 SHAPES = {"vae": (1, 28, 28), "conv_vae": (1, 28, 28)}
+SEQUENCES = {"tdvae", "lstm_predictor"}  # models of frame sequences: their batches are [B, T, *frame]
 
 
-def _batch(shape: tuple[int, ...], b: int = 5) -> dict[str, torch.Tensor]:
-    return {"x": torch.bernoulli(torch.full((b, *shape), 0.3)), "y": torch.arange(b) % 10}
+def _batch(shape: tuple[int, ...], b: int = 5, frames: int | None = None) -> dict[str, torch.Tensor]:
+    x_shape = (b, *shape) if frames is None else (b, frames, *shape)
+    return {"x": torch.bernoulli(torch.full(x_shape, 0.3)), "y": torch.arange(b) % 10}
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -33,7 +35,7 @@ def test_contract(name: str) -> None:
     model = entry.model(entry.config(input_shape=SHAPES.get(name, (1, 28, 28))))
     assert isinstance(model, Model)
     shape = tuple(model.config.input_shape)
-    batch = _batch(shape)
+    batch = _batch(shape, frames=8 if name in SEQUENCES else None)
     out = model.loss(batch)
     assert isinstance(out, LossOutput) and out.loss.dim() == 0 and torch.isfinite(out.loss)
     term, mode = model.monitor

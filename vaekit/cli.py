@@ -225,6 +225,9 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--table-only", action="store_true", help="only (re)write the table from finished runs")
     w.set_defaults(func=cmd_sweep)
 
+    from vaekit.rollout import add_rollout_parser
+
+    add_rollout_parser(sub)  # sequence models (TD-VAE): rollouts from a context, figures, GIFs and errors
     sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
     return p
 
