@@ -154,6 +154,10 @@ class _Checkpoint(ModelCheckpoint):
     """ModelCheckpoint whose ``state_key`` (built with repr() of its settings, read at every hook call of
     every step to name the profiler action) is computed once."""
 
+    def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
+        return super()._should_skip_saving_checkpoint(trainer) or \
+            trainer.global_step < trainer.lightning_module.model.monitor_from_step()
+
     @property
     def state_key(self) -> str:
         if "_state_key" not in self.__dict__:
@@ -267,6 +271,8 @@ class ExportWeights(Callback):
             return
         save_weights(module.model, self.run_dir / "model.safetensors")
         value = trainer.callback_metrics.get(self.key)
+        if trainer.global_step < module.model.monitor_from_step():
+            return  # e.g. a progressive model before its last level is in: not comparable with what follows
         if value is not None and self.sign * float(value) < self.best:
             self.best = self.sign * float(value)
             save_weights(module.model, self.run_dir / "best.safetensors")

@@ -37,7 +37,10 @@ def write_traversals(model: nn.Module, x: Tensor, out: Path, seeds: int = 3, ste
     """traversal_seedN.png for the first ``seeds`` images of ``x`` and kl_per_latent.png over all of ``x``."""
     kl = kl_by_latent(model, x)
     order = torch.argsort(kl, descending=True)
-    written = [write_figure(Bars([f"z{j}" for j in order.tolist()], kl[order].tolist(), "KL (nats)",
+    # A model whose code has structure names its latents (pro-VLAE: "z2.1", latent 1 of level 2), so each bar,
+    # and the traversal row in the same order, says which level it belongs to.
+    names = model.latent_names() if hasattr(model, "latent_names") else [f"z{j}" for j in range(len(kl))]
+    written = [write_figure(Bars([names[j] for j in order.tolist()], kl[order].tolist(), "KL (nats)",
                                  f"KL per latent, mean over {len(x)} test images"), out / "kl_per_latent")]
     for s in range(min(seeds, len(x))):
         written.append(write_figure(traversal(model, x[s], order, steps, radius), out / f"traversal_seed{s}"))

@@ -128,6 +128,11 @@ class Model(nn.Module):
     def loss(self, batch: Batch) -> LossOutput:
         raise NotImplementedError
 
+    def monitor_from_step(self) -> int:
+        """The first training step from which the monitored term compares with later ones: the best weights are
+        chosen from there on (a progressive model: once its last level is fully in)."""
+        return 0
+
     def observation_model(self) -> str:
         """The name of p(x|.) in vaekit.likelihoods; the trainer checks it against what the data serve."""
         name = getattr(self.config, "likelihood", None)
