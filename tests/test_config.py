@@ -99,6 +99,9 @@ def test_nested_configs_are_checked_element_by_element() -> None:
     (["train.loggers=[csv, nope]"], r"train.loggers\[1\]='nope' is not allowed; choose one of: csv, tensorboard"),
     (["data.name=cifar"], r"data.name='cifar' is unknown; choose one of: .*mnist"),
     (["data.batch_size=0"], r"data.batch_size=0 is not allowed"),
+    (["trainer.max_steps=-5"], r"trainer.max_steps=-5 is not allowed; it must be >= -1"),
+    (["data=1"], r"data must be a mapping"),
+    (["train.nonfinite=ignore"], r"train.nonfinite='ignore' is not allowed; choose one of: stop, skip"),
 ])
 def test_impossible_values_are_refused_before_training(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -304,3 +304,14 @@ def test_best_weights_are_chosen_only_once_every_level_is_in() -> None:
     grown = ProVLAE(ProVLAEConfig(progressive_steps=(100, 200), fade_in_length=30))
     assert grown.monitor_from_step() == 230
     assert ProVLAE(ProVLAEConfig(progressive=False)).monitor_from_step() == 0
+
+
+def test_a_fade_in_longer_than_training_is_refused() -> None:
+    from vaekit.models.provlae import ProVLAE, ProVLAEConfig
+
+    model = ProVLAE(ProVLAEConfig(progressive_steps=(100, 200), fade_in_length=30))
+    model.check_budget(230)
+    with pytest.warns(UserWarning, match="fully in at step 230, after this run stops at step 229"):
+        model.check_budget(229)
+    with pytest.raises(ValueError, match="fade_in_length=30 is longer than the whole training"):
+        model.check_budget(29)

@@ -80,7 +80,7 @@ class TrainerConfig:
     num_nodes: PositiveInt = 1
     precision: str = "32-true"  # bf16-mixed, 16-mixed
     max_time: str | None = None  # DD:HH:MM:SS, a wall-clock budget for the whole fit
-    max_steps: int = -1
+    max_steps: Annotated[int, Ge(-1)] = -1  # -1: no limit (epochs decide)
     limit_train_batches: Annotated[int, Ge(0)] | Annotated[float, Ge(0)] = 1.0  # a fraction or a count
     limit_val_batches: Annotated[int, Ge(0)] | Annotated[float, Ge(0)] = 1.0
     check_val_every_n_epoch: PositiveInt = 1

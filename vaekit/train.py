@@ -414,6 +414,14 @@ def resolve_resume(resume: str | Path | None, run_dir: Path) -> Path | None:
     return path
 
 
+def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
+    """The optimizer steps a run will take, from epochs, batch limits, accumulation and max_steps."""
+    limit = cfg.trainer.limit_train_batches
+    per_epoch = int(batches_per_epoch * limit) if isinstance(limit, float) else min(batches_per_epoch, limit)
+    total = cfg.train.epochs * per_epoch // cfg.trainer.accumulate_grad_batches
+    return min(total, cfg.trainer.max_steps) if cfg.trainer.max_steps >= 0 else total
+
+
 def fit(
     cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None, callbacks: list[Callback] | None = None
 ) -> tuple[VAEModule, L.Trainer]:
@@ -443,6 +451,7 @@ def fit(
     best = _Checkpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{term}", mode=mode,
                        save_top_k=1, save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
     train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
+    model.check_budget(_total_steps(cfg, len(train_loader)))  # e.g. a fade-in that would outlast the training
     resumable = Resumable(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every_n_steps,
                           train_loader.batch_sampler)
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).

@@ -128,6 +128,9 @@ class Model(nn.Module):
     def loss(self, batch: Batch) -> LossOutput:
         raise NotImplementedError
 
+    def check_budget(self, total_steps: int) -> None:
+        """Refuse (ValueError naming the setting) a schedule that cannot complete in ``total_steps`` of training."""
+
     def monitor_from_step(self) -> int:
         """The first training step from which the monitored term compares with later ones: the best weights are
         chosen from there on (a progressive model: once its last level is fully in)."""

@@ -52,6 +52,7 @@ Traversals: latent j of the code is latent j mod d of level z_{j // d + 1}; ``la
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -166,6 +167,17 @@ class ProVLAE(LatentVariableModel):
                 self.alpha[i] = 1.0
             else:
                 self.alpha[i] = Ramp(0.0, 1.0, start, fade).value(step, epoch) if on else 0.0
+
+    def check_budget(self, total_steps: int) -> None:
+        """A fade-in longer than the whole training is refused; a run that stops (``trainer.max_steps``) before
+        its last level is in is allowed, with a warning: it may be resumed with a larger budget."""
+        if self.config.progressive and self.config.fade_in_length > total_steps:
+            raise ValueError(f"model.fade_in_length={self.config.fade_in_length} is longer than the whole training "
+                             f"({total_steps} steps)")
+        whole = self.monitor_from_step()
+        if whole > total_steps:
+            warnings.warn(f"pro-VLAE: the last level is fully in at step {whole}, after this run stops at step "
+                          f"{total_steps}; resume it with a larger budget to grow the whole ladder", stacklevel=2)
 
     def monitor_from_step(self) -> int:
         """The best weights are chosen once every level is in at full strength: before that the ELBO belongs to a
