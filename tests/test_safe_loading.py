@@ -65,3 +65,25 @@ def test_a_run_writes_only_inside_its_directory(tmp_path: Path, data_dir: Path,
         assert main([*argv[:2], *(["--data-dir", str(data_dir)] if argv[0] != "sample" else []), *argv[2:]]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "run"] and not list(cwd.iterdir())
     assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")} == before
+
+
+def test_downloads_are_verified_before_use(tmp_path: Path) -> None:
+    """A mirror serving a corrupt file is skipped; when none serves the right file nothing is left in place."""
+    import gzip
+    import hashlib
+
+    from vaekit.data.files import DataError, download
+    from vaekit.data.mnist import check_md5
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir(), bad.mkdir()
+    (good / "f.gz").write_bytes(gzip.compress(b"the right bytes"))
+    (bad / "f.gz").write_bytes(gzip.compress(b"tampered bytes"))
+    md5 = hashlib.md5(b"the right bytes").hexdigest()
+    dest = tmp_path / "cache" / "f.gz"
+    download([bad.as_uri() + "/f.gz", good.as_uri() + "/f.gz"], dest, check=lambda p: check_md5(p, md5))
+    assert gzip.decompress(dest.read_bytes()) == b"the right bytes"
+    dest.unlink()
+    with pytest.raises(DataError, match="md5 of content"):
+        download([bad.as_uri() + "/f.gz"], dest, check=lambda p: check_md5(p, md5))
+    assert not dest.exists() and not list(dest.parent.iterdir())

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from vaekit.errors import OneLineError
@@ -48,8 +49,10 @@ def md5_of_gzip_content(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(urls: list[str], dest: Path) -> None:
-    """Fetch ``dest`` from the first mirror that answers (a .part file guards against half downloads)."""
+def download(urls: list[str], dest: Path, check: Callable[[Path], None] | None = None) -> None:
+    """Fetch ``dest`` from the first mirror that answers with a file ``check`` accepts (it raises DataError
+    otherwise, e.g. on a checksum mismatch). The file is verified under a temporary name and only then moved into
+    place, so nothing unverified is ever used; a mirror serving a bad file is skipped for the next."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
@@ -58,9 +61,11 @@ def download(urls: list[str], dest: Path) -> None:
             print(f"downloading {url} -> {dest}")
             with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
                 shutil.copyfileobj(r, f)
+            if check is not None:
+                check(tmp)
             tmp.replace(dest)
             return
-        except OSError as e:
+        except (OSError, DataError) as e:
             errors.append(f"{url}: {e}")
             tmp.unlink(missing_ok=True)
     raise DataError(f"could not download {dest.name}: " + "; ".join(errors))

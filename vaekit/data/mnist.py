@@ -37,10 +37,15 @@ def locate(data_dir: str | os.PathLike | None = None, verify: bool = True) -> Pa
         if not path.exists():
             if not may_download:
                 raise DataError(f"{path}: file not found (set --data-dir or VAEKIT_DATA to a folder with MNIST)")
-            download([m + fname for m in MIRRORS], path)
-        if verify and (got := md5_of_gzip_content(path)) != md5:
-            raise DataError(f"{path}: md5 of content is {got}, expected {md5} (corrupt or wrong file)")
+            download([m + fname for m in MIRRORS], path, check=lambda p, md5=md5: check_md5(p, md5))
+        if verify:
+            check_md5(path, md5)
     return folder
+
+
+def check_md5(path: Path, md5: str) -> None:
+    if (got := md5_of_gzip_content(path)) != md5:
+        raise DataError(f"{path}: md5 of content is {got}, expected {md5} (corrupt or wrong file)")
 
 
 def load(data_dir: str | os.PathLike | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
