@@ -3,7 +3,9 @@ at batch 64, Adam 1e-4, as disentanglement_lib trains it. Three loops over the s
 
 plain        a hand-written PyTorch loop, torch defaults (NCHW tensors, Adam)
 plain_nhwc   the same loop with channels-last tensors (what vaekit's ``train.channels_last`` does)
+plain_bf16   channels-last and bf16 autocast (the convolutions in bf16; on CPUs with AVX-512 bf16 or AMX)
 vaekit       vaekit's ``fit`` with ``train.channels_last: true`` (loggers, checkpoints, figures off the clock)
+vaekit_bf16  the same with ``trainer.precision: bf16-mixed`` (what the dSprites recipe trains with)
 
 Reported as steps/s, GFLOP/s (forward + backward, counted by torch.utils.flop_counter) and the share of the
 machine's sgemm peak. Data: 6,400 synthetic binary 64x64 images (rectangles), served like any data set.
@@ -50,7 +52,7 @@ def flops_per_step() -> float:
     return counter.get_total_flops()
 
 
-def plain(data: torch.Tensor, steps: int, nhwc: bool) -> float:
+def plain(data: torch.Tensor, steps: int, nhwc: bool, bf16: bool = False) -> float:
     torch.manual_seed(0)
     model = net()
     if nhwc:
@@ -62,20 +64,21 @@ def plain(data: torch.Tensor, steps: int, nhwc: bool) -> float:
         x = data[perm[s * B : (s + 1) * B]].float().div_(255)
         if nhwc:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = model.loss({"x": x}).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss({"x": x}).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return time.perf_counter() - start
 
 
-def vaekit(path: str, steps: int) -> float:
+def vaekit(path: str, steps: int, precision: str = "32-true") -> float:
     cfg = load_config({"model": {"name": "beta_vae"}, "name": "conv64"},
                       ["data.name=arrays", f"data.dir={path}", f"data.batch_size={B}", "data.binarize=none",
                        "model.likelihood=discretized_logistic", "train.lr=1e-4", "train.epochs=1",
                        "train.channels_last=true", "train.figures_every_n_epochs=1000", "train.progress_bar=false",
                        f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
-                       "train.checkpoint_every_n_steps=0"])
+                       "train.checkpoint_every_n_steps=0", f"trainer.precision={precision}"])
     timer = EpochTimer()
     fit(cfg, OUT / "conv64", callbacks=[timer])
     return timer.seconds
@@ -91,11 +94,13 @@ def main() -> None:
     np.savez(OUT / "conv64.npz", x=raw)
     data = torch.from_numpy(raw).unsqueeze(1)
     flops = flops_per_step()
-    times: dict[str, list[float]] = {"plain": [], "plain_nhwc": [], "vaekit": []}
+    times: dict[str, list[float]] = {"plain": [], "plain_nhwc": [], "plain_bf16": [], "vaekit": [], "vaekit_bf16": []}
     for _ in range(args.rounds):
         times["plain"].append(plain(data, args.steps, nhwc=False))
         times["plain_nhwc"].append(plain(data, args.steps, nhwc=True))
+        times["plain_bf16"].append(plain(data, args.steps, nhwc=True, bf16=True))
         times["vaekit"].append(vaekit(str(OUT / "conv64.npz"), args.steps))
+        times["vaekit_bf16"].append(vaekit(str(OUT / "conv64.npz"), args.steps, "bf16-mixed"))
     peak = matmul_peak()
     rows = {k: args.steps / statistics.median(v) for k, v in times.items()}
     record("conv64", {"machine": machine(), "sgemm_gflops": peak, "gflop_per_step": flops / 1e9,
