@@ -70,6 +70,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
              "processes": args.processes,
              "metrics": [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None}
     cfg.eval = dataclasses.replace(cfg.eval, **{k: v for k, v in given.items() if v is not None})
+    if args.overrides:  # eval.key=value, e.g. eval.metric_settings.beta_vae.num_train=2000
+        from vaekit.config import EvalConfig, apply_overrides, from_dict, plain
+
+        if bad := [o for o in args.overrides if not o.startswith("eval.")]:
+            raise ConfigError(f"evaluate takes eval.* settings only, got {bad[0]!r}")
+        raw = apply_overrides({"eval": plain(dataclasses.asdict(cfg.eval))}, args.overrides)
+        cfg.eval = from_dict(EvalConfig, raw["eval"], "eval")
     result = evaluate_run(model, cfg, run_dir, progress=not args.quiet)
     print(json.dumps(result, indent=2))
 
@@ -181,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="test NLL (-L_k), ELBO, KL and active units of a trained run")
     e.add_argument("run", help="run directory, .safetensors or .ckpt")
+    e.add_argument("overrides", nargs="*", help="eval.key=value, e.g. eval.metric_settings.beta_vae.num_train=2000")
     e.add_argument("--nll-samples", type=int, help="k importance samples (default: the recipe's, 5000)")
     e.add_argument("--limit", type=int, help="only the first N test images")
     e.add_argument("--chunk-size", type=int, help="importance samples per decoder pass")
@@ -226,8 +234,10 @@ def parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_sweep)
 
     from vaekit.rollout import add_rollout_parser
+    from vaekit.speak import add_speak_parser
 
     add_rollout_parser(sub)  # sequence models (TD-VAE): rollouts from a context, figures, GIFs and errors
+    add_speak_parser(sub)  # speech_vae: style transfer and control, WAV + mel PNG
     sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
     return p
 
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     # key=value overrides may come after options too: `vaekit train vae --epochs 3 model.latent_dim=8`.
     args, extra = p.parse_known_args(argv)
-    stray = [a for a in extra if a.startswith("-") or "=" not in a or args.command != "train"]
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or args.command not in ("train", "evaluate")]
     if stray:
         p.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

@@ -100,6 +100,9 @@ class EvalConfig:
     processes: PositiveInt = 1  # test-set shards evaluated by that many processes at once (threads shared out)
     metrics: list[str] = field(default_factory=list)  # disentanglement metrics (vaekit.metrics.METRICS)
     metrics_seed: int = 0  # the random state every metric derives its draws from
+    # Per-metric settings over disentanglement_lib's defaults (docs/metrics.md), e.g. smaller samples for a grid
+    # of runs: {beta_vae: {num_train: 2000, num_eval: 1000}}. Results record the settings they were made with.
+    metric_settings: dict[str, dict[str, int | float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -200,8 +200,11 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progres
                       nll_refused=refused)
     result = {"model": cfg.model_name, "data": cfg.data.name, **result}
     if cfg.eval.metrics:
-        scores, skipped = disentanglement(model, splits.ground_truth, cfg.eval.metrics, cfg.eval.metrics_seed)
+        scores, skipped = disentanglement(model, splits.ground_truth, cfg.eval.metrics, cfg.eval.metrics_seed,
+                                          settings=cfg.eval.metric_settings)
         result["metrics"] = scores
+        if cfg.eval.metric_settings:
+            result["metric_settings"] = cfg.eval.metric_settings  # where they differ from disentanglement_lib's
         if skipped:
             result.setdefault("not_applicable", {}).update(skipped)
     if run_dir is not None:
