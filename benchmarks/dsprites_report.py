@@ -77,7 +77,8 @@ def main() -> None:
                 entry["at_step_metrics"][title] = spread(vals)
         finals = defaultdict(list)
         for d in seeds.values():
-            for ev in sorted(d.glob("eval_*.json")):
+            evals = sorted(d.glob("eval_step*.json"), key=lambda p: int(p.stem[9:]))  # experiments/dsprites_eval.sh
+            for ev in evals[-1:]:  # the evaluation at the last step reached
                 metrics = json.loads(ev.read_text()).get("metrics", {})
                 for title, name, key in FINAL:
                     if key in metrics.get(name, {}):
