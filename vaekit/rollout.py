@@ -51,13 +51,15 @@ def _landing(context: int, horizon: int, jump: int) -> list[int]:
 @torch.no_grad()
 def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: int = 10, horizon: int = 10,
                          jumps: tuple[int, ...] = (1,), samples: int = 8, seed: int = 0,
-                         baseline: nn.Module | None = None) -> dict[str, Any]:
+                         baseline: nn.Module | None = None, judge: nn.Module | None = None) -> dict[str, Any]:
     """Mean squared error per frames ahead (1..horizon) of rollouts from the first ``context`` frames.
 
     For each jump: ``mse`` of the mean of ``samples`` rollouts and ``mse_per_sample`` (the mean of each sample's
     error, which also counts the spread of the futures drawn) against the observed frames; with a true state in
     the batch (the oscillator), ``position_mse`` against the noise-free position. Baselines: ``copy_last`` (the
-    last context frame, for every frame ahead) and, if given, ``baseline`` (e.g. an ``lstm_predictor``)."""
+    last context frame, for every frame ahead) and, if given, ``baseline`` (e.g. an ``lstm_predictor``). With a
+    ``judge`` (vaekit.digit_classifier) and labels in the batch, ``identity``: the share of predicted frames (each
+    sample's, binarized at 0.5) in which the judge names the sequence's digit, per frame ahead."""
     x = batch["x"]
     _check(x, context, horizon, 1)
     truth_pos = batch["state"][..., 0] if "state" in batch else None
@@ -70,6 +72,12 @@ def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: in
                "mse_per_sample": torch.stack([per_frame(p) for p in pred]).mean(0).tolist()}
         if truth_pos is not None:
             row["position_mse"] = (pred.mean(0)[..., 0] - truth_pos[:, frames]).pow(2).mean(0).tolist()
+        if judge is not None and "y" in batch:
+            from vaekit.digit_classifier import predict
+
+            frames_ = (pred > 0.5).float()  # [S, B, K, 1, 28, 28]: judged as binary frames, like its training
+            named = predict(judge, frames_.flatten(0, 2)).view(frames_.shape[:3])
+            row["identity"] = (named == batch["y"][None, :, None]).float().mean((0, 1)).tolist()
         return row
 
     torch.manual_seed(seed)
@@ -215,9 +223,16 @@ def cmd_rollout(args: argparse.Namespace) -> None:
             from vaekit.io import load
 
             baseline = load(args.baseline)
+        judge, judged = None, None
+        if args.identity:  # moving MNIST: does the rollout keep the digit? (the judge's own accuracy is recorded)
+            from vaekit.digit_classifier import digit_classifier
+
+            judge, judged = digit_classifier(args.data_dir)
         jumps = tuple(range(1, getattr(model.config, "max_jump", 1) + 1))
         result = evaluate_predictions(model, batch, args.context, args.horizon, jumps, max(args.samples, 8),
-                                      args.seed, baseline)
+                                      args.seed, baseline, judge)
+        if judged is not None:
+            result["judge_test_accuracy"] = judged
         path = Path(run_dir) / f"predictions_c{args.context}_h{args.horizon}_n{len(batch['x'])}.json"
         path.write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
@@ -239,5 +254,8 @@ def add_rollout_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--evaluate", type=int, default=0, metavar="N",
                    help="also score rollouts of N test sequences per frames ahead (every jump 1..max_jump), JSON")
     r.add_argument("--baseline", help="with --evaluate: a trained lstm_predictor run to score beside")
+    r.add_argument("--identity", action="store_true",
+                   help="with --evaluate on moving MNIST: the share of predicted frames a digit classifier (trained "
+                        "once on rolled MNIST and cached) names correctly")
     r.set_defaults(func=cmd_rollout)
     return r
