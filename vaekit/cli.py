@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise ConfigError(f"evaluate takes eval.* settings only, got {bad[0]!r}")
         raw = apply_overrides({"eval": plain(dataclasses.asdict(cfg.eval))}, args.overrides)
         cfg.eval = from_dict(EvalConfig, raw["eval"], "eval")
-    result = evaluate_run(model, cfg, run_dir, progress=not args.quiet)
+    result = evaluate_run(model, cfg, run_dir, progress=not args.quiet,
+                          command="vaekit " + shlex.join(sys.argv[1:]))
     print(json.dumps(result, indent=2))
 
 
@@ -237,6 +239,8 @@ def parser() -> argparse.ArgumentParser:
     from vaekit.speak import add_speak_parser
 
     add_rollout_parser(sub)  # sequence models (TD-VAE): rollouts from a context, figures, GIFs and errors
+    __import__("vaekit.report").report.add_report_parser(sub)  # an HTML page of a run, or several side by side
+    __import__("vaekit.explore").explore.add_explore_parser(sub)  # a local web page: sliders over the latents
     add_speak_parser(sub)  # speech_vae: style transfer and control, WAV + mel PNG
     sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
     return p

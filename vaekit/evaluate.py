@@ -189,7 +189,8 @@ def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed:
     return scores, {}
 
 
-def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True) -> dict[str, Any]:
+def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True,
+                 command: str | None = None) -> dict[str, Any]:
     splits = build_data(cfg.data)
     try:  # an older run may pair a likelihood with data it is no distribution over: its -log p is no NLL
         check_likelihood(model.observation_model(), splits.observation)
@@ -198,7 +199,7 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progres
         refused = str(e)
     result = evaluate(model, splits.test, cfg.eval, splits.dims, splits.nats_offset, progress=progress,
                       nll_refused=refused)
-    result = {"model": cfg.model_name, "data": cfg.data.name, **result}
+    result = {"model": cfg.model_name, "data": cfg.data.name, **result, **({"command": command} if command else {})}
     if cfg.eval.metrics:
         scores, skipped = disentanglement(model, splits.ground_truth, cfg.eval.metrics, cfg.eval.metrics_seed,
                                           settings=cfg.eval.metric_settings)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,7 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                                       args.seed, baseline, judge)
         if judged is not None:
             result["judge_test_accuracy"] = judged
+        result["command"] = "vaekit " + shlex.join(sys.argv[1:])
         path = Path(run_dir) / f"predictions_c{args.context}_h{args.horizon}_n{len(batch['x'])}.json"
         path.write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
