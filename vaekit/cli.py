@@ -239,8 +239,6 @@ def parser() -> argparse.ArgumentParser:
     from vaekit.speak import add_speak_parser
 
     add_rollout_parser(sub)  # sequence models (TD-VAE): rollouts from a context, figures, GIFs and errors
-    __import__("vaekit.report").report.add_report_parser(sub)  # an HTML page of a run, or several side by side
-    __import__("vaekit.explore").explore.add_explore_parser(sub)  # a local web page: sliders over the latents
     add_speak_parser(sub)  # speech_vae: style transfer and control, WAV + mel PNG
     sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
     return p
