@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 # One pip command naming torch==2.13.0 beside lightning: on its own, lightning would pull a CUDA torch.
-INSTALL := $(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev]"
+INSTALL := $(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev,speech]"
 DATA    ?= $(if $(VAEKIT_DATA),$(VAEKIT_DATA),../shared/data)
 
 .PHONY: demo test lint bench clean
@@ -20,6 +20,7 @@ demo: $(BIN)/vaekit
 	VAEKIT_DATA=$(DATA) $(BIN)/vaekit evaluate runs/demo
 
 test: $(BIN)/vaekit
+	@command -v espeak-ng >/dev/null || { apt-get install -y -qq espeak-ng || { apt-get update -qq && apt-get install -y -qq espeak-ng; } || sudo apt-get install -y -qq espeak-ng; } >/dev/null 2>&1 || echo "make: espeak-ng is missing and could not be installed (apt-get install espeak-ng): the synthetic speech tests will be skipped" >&2
 	VAEKIT_DATA=$(DATA) $(BIN)/python -m pytest
 
 lint: $(BIN)/vaekit

@@ -61,6 +61,7 @@ class TinyAE(Model):
 
     def __init__(self, config: TinyAEConfig) -> None:
         super().__init__()
+        self.config = config
         self.shape = tuple(config.input_shape)
         d = int(np.prod(self.shape))
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(d, config.hidden), nn.Tanh(), nn.Linear(config.hidden, 2 * d))

@@ -12,7 +12,7 @@ import torch
 
 from vaekit import registry
 from vaekit.config import load_config, resolved_model
-from vaekit.figure_types import ImageGrid
+from vaekit.figure_types import AudioClip, ImageGrid
 from vaekit.io import build_model, load, save_weights, write_config
 from vaekit.models.base import ABILITY_METHODS, Ability, LossOutput, Model
 from vaekit.nets import count_parameters, fold
@@ -20,6 +20,7 @@ from vaekit.schedules import Ramp
 
 SHAPES = {"vae": (1, 28, 28), "conv_vae": (1, 28, 28)}
 SEQUENCES = {"tdvae", "lstm_predictor"}  # models of frame sequences: their batches are [B, T, *frame]
+SPEECH = {"speech_vae"}  # variable-length log-mels [B, T, n_mels] with lengths and the text's characters
 
 
 def _batch(shape: tuple[int, ...], b: int = 5, frames: int | None = None) -> dict[str, torch.Tensor]:
@@ -27,15 +28,29 @@ def _batch(shape: tuple[int, ...], b: int = 5, frames: int | None = None) -> dic
     return {"x": torch.bernoulli(torch.full(x_shape, 0.3)), "y": torch.arange(b) % 10}
 
 
+def _speech_batch(b: int = 5, n_mels: int = 80) -> dict[str, torch.Tensor]:
+    lengths, text_lengths = torch.tensor([9, 17, 12, 4, 17])[:b], torch.tensor([3, 5, 4, 2, 1])[:b]
+    x = (-6 + 2 * torch.randn(b, int(lengths.max()), n_mels)) * (torch.arange(int(lengths.max()))[None, :, None]
+                                                                  < lengths[:, None, None])
+    n = int(text_lengths.max())
+    text = torch.randint(1, 27, (b, n)) * (torch.arange(n)[None] < text_lengths[:, None])
+    return {"x": x, "lengths": lengths, "text": text, "text_lengths": text_lengths, "y": torch.arange(b) % 10}
+
+
+def _config(name: str) -> object:
+    entry = registry.get(name)
+    return entry.config() if name in SPEECH else entry.config(input_shape=SHAPES.get(name, (1, 28, 28)))
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_contract(name: str) -> None:
     """loss(batch) and each declared ability, called with the batch mapping, give what the contract says."""
     torch.manual_seed(0)
     entry = registry.get(name)
-    model = entry.model(entry.config(input_shape=SHAPES.get(name, (1, 28, 28))))
+    model = entry.model(_config(name))
     assert isinstance(model, Model)
     shape = tuple(model.config.input_shape)
-    batch = _batch(shape, frames=8 if name in SEQUENCES else None)
+    batch = _speech_batch() if name in SPEECH else _batch(shape, frames=8 if name in SEQUENCES else None)
     out = model.loss(batch)
     assert isinstance(out, LossOutput) and out.loss.dim() == 0 and torch.isfinite(out.loss)
     term, mode = model.monitor
@@ -57,7 +72,7 @@ def test_contract(name: str) -> None:
         assert model.represent(batch["x"]).shape[0] == 5
     if Ability.FIGURES in abilities:
         figures = model.figures(batch)
-        assert figures and all(isinstance(f, ImageGrid) for f in figures.values())
+        assert figures and all(isinstance(f, (ImageGrid, AudioClip)) for f in figures.values())
 
 
 def test_declared_abilities_are_checked_at_registration() -> None:
@@ -188,6 +203,5 @@ def test_channels_last_changes_the_layout_not_the_numbers() -> None:
 def test_every_model_names_its_observation_model(name: str) -> None:
     from vaekit.likelihoods import LIKELIHOODS
 
-    entry = registry.get(name)
-    model = entry.model(entry.config(input_shape=SHAPES.get(name, (1, 28, 28))))
+    model = registry.get(name).model(_config(name))
     assert model.observation_model() in LIKELIHOODS

@@ -235,10 +235,14 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--table-only", action="store_true", help="only (re)write the table from finished runs")
     w.set_defaults(func=cmd_sweep)
 
+    from vaekit.explore import add_explore_parser
+    from vaekit.report import add_report_parser
     from vaekit.rollout import add_rollout_parser
     from vaekit.speak import add_speak_parser
 
     add_rollout_parser(sub)  # sequence models (TD-VAE): rollouts from a context, figures, GIFs and errors
+    add_report_parser(sub)  # a self-contained HTML page of a run, or of several side by side
+    add_explore_parser(sub)  # a local web page: a slider per latent, the decoded image follows
     add_speak_parser(sub)  # speech_vae: style transfer and control, WAV + mel PNG
     sub.add_parser("list", help="registered models, data sets and recipes").set_defaults(func=cmd_list)
     return p

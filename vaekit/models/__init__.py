@@ -9,6 +9,7 @@ from vaekit.models import (  # noqa: F401
     lstm_predictor,
     provlae,
     regressor,
+    speech_vae,
     tdvae,
     vae,
 )
