@@ -51,7 +51,8 @@ def main() -> None:
     result: dict = {"command": "python benchmarks/dsprites_report.py", "grid": "experiments/dsprites.sh",
                     "models": {}}
     for model, seeds in runs.items():
-        per_seed = {s: curves(d) for s, d in seeds.items()}
+        per_seed = {s: c for s, d in seeds.items() if (c := curves(d))}  # seeds with a scored step so far
+        seeds = {s: seeds[s] for s in per_seed}
         reached = [max(c) for c in per_seed.values() if c]
         if not reached:
             continue
