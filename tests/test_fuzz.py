@@ -1,5 +1,5 @@
 """Property-based fuzzing (hypothesis) of what reads user input: the config parser and overrides, recipes as YAML
-text, IDX files, NumPy arrays, image files and safetensors model files. The property each time: the input is
+text, IDX files, NumPy arrays, image files, WAV files and safetensors model files. The property each time: the input is
 accepted and gives a well-formed result, or it is refused with vaekit's own one-line error naming the file or
 key; never a raw traceback from deeper down, never a hang.
 
@@ -198,6 +198,38 @@ def test_fuzz_images(tmp_path_factory: pytest.TempPathFactory, raw: bytes, chann
     assert arr.shape == (channels, 8, 8) and arr.dtype == np.uint8
 
 
+def _wav(rate: int, samples: int, channels: int = 1, width: int = 2) -> bytes:
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(bytes(range(256)) * (samples * channels * width // 256 + 1))
+    return buf.getvalue()[: 44 + samples * channels * width]
+
+
+VALID_WAVS = [_wav(8000, 400), _wav(16000, 100), _wav(8000, 50, channels=2), _wav(8000, 60, width=1)]
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=200), st.builds(_mutate, st.sampled_from(VALID_WAVS), EDITS, CUT)))
+def test_fuzz_wav(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
+    from vaekit.audio import read_wav
+
+    _count("WAV files")
+    path = tmp_path_factory.mktemp("wav") / "a.wav"
+    path.write_bytes(raw)
+    try:
+        samples, rate = read_wav(path)
+    except DataError as e:
+        assert str(path) in _one_line(e)
+        return
+    assert samples.dtype == torch.float32 and samples.dim() == 1 and rate > 0
+    assert samples.abs().max() <= 1.0 if len(samples) else True
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     from vaekit import registry
@@ -229,7 +261,7 @@ def test_fuzz_model_files(tiny_run: tuple[Path, bytes], edits: list[tuple[int, i
 
 def test_fuzz_counts_reach_the_budget() -> None:
     """Every fuzz test above ran (order: pytest runs this file top to bottom)."""
-    assert set(TRIED) == {"config overrides", "recipe YAML", "IDX files", "NumPy files", "image files",
+    assert set(TRIED) == {"config overrides", "recipe YAML", "IDX files", "NumPy files", "image files", "WAV files",
                           "safetensors model files"}
     assert min(TRIED.values()) >= min(FUZZ_EXAMPLES, 50)
 

@@ -217,10 +217,13 @@ def read_wav(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[T
             channels, width, rate, count = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             kind = w.getcomptype()
             data = w.readframes(count)
-    except (wave.Error, EOFError) as e:
-        raise DataError(f"{path}: not a readable WAV file ({str(e) or 'too short for a WAV header'})") from None
-    except OSError as e:
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except PermissionError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 (the stdlib's parser raises wave.Error, EOFError, RuntimeError, ...)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"{path}: not a readable WAV file ({reason})") from None
     if kind != "NONE" or width != 2 or channels != 1:
         raise DataError(f"{path}: {channels} channel(s) of {8 * width}-bit {kind} audio; expected 16-bit PCM mono")
     if sample_rate is not None and rate != sample_rate:
