@@ -71,6 +71,9 @@ def explorer_shot(run: str, example: int, out: Path) -> None:
         driver.execute_script("const f = document.getElementById('control-example'); f.value = arguments[0];"
                               "f.dispatchEvent(new Event('change'));", example)
         WebDriverWait(driver, 60).until(lambda d: d.execute_script(idle, 2))
+        thumb = ("const t = document.getElementById('example'); "
+                 "return t.complete && t.naturalWidth > 0 && t.src.endsWith('/' + arguments[0] + '.png');")
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script(thumb, example))  # the example's own thumbnail
         time.sleep(0.3)
         save_small(driver.get_screenshot_as_png(), out, 1100)
     finally:
