@@ -230,6 +230,8 @@ def read_wav(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[T
         raise DataError(f"{path}: sample rate {rate} Hz; expected {sample_rate} Hz")
     if len(data) != 2 * count:
         raise DataError(f"{path}: truncated: {len(data) // 2} samples, header promises {count}")
+    if count == 0:
+        raise DataError(f"{path}: holds no samples")
     samples = torch.frombuffer(bytearray(data), dtype=torch.int16).float() / 32768.0
     return samples, rate
 

@@ -55,8 +55,9 @@ def get(name: str) -> Entry:
 
 
 def names() -> list[str]:
+    """The registered models, without private ones (a name starting with "_": a test's own model)."""
     _ensure_loaded()
-    return sorted(_MODELS)
+    return sorted(n for n in _MODELS if not n.startswith("_"))
 
 
 def build(name: str, config: Any) -> nn.Module:
