@@ -12,6 +12,7 @@ import torch
 
 from vaekit.data import DataError, build_data, dsprites, shapes3d
 from vaekit.data.dsprites import DSprites, GroundTruthExamples, render, render_factors, split_indices
+from vaekit.data.files import writable
 from vaekit.data.registry import get_data
 from vaekit.data.shapes3d import FLOOR, OBJECT, WALL, Shapes3D, Shapes3DConfig
 
@@ -241,7 +242,7 @@ def test_cache_location_falls_back_to_the_user_cache_when_the_data_dir_is_read_o
     assert dsprites.cache_folders(shared / "dsprites")[0] == shared / "dsprites"
     shared.mkdir()
     shared.chmod(0o555)  # marked read-only (root could still write it: the mode is what counts)
-    assert not dsprites._writable(shared / "dsprites") and dsprites._writable(user / "vaekit" / "dsprites")
+    assert not writable(shared / "dsprites") and writable(user / "vaekit" / "dsprites")
     targets = []
     monkeypatch.setattr(dsprites, "generate", lambda folder, progress=True: targets.append(folder) or folder)
     dsprites.locate(shared, progress=False)

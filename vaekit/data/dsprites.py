@@ -50,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +63,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
 from vaekit.data.batches import BatchServing
-from vaekit.data.files import DataError, cache_dir
+from vaekit.data.files import DataError, cache_dir, writable
 from vaekit.data.ground_truth import GroundTruthData
 from vaekit.data.registry import DataConfig, Splits, register_data
 
@@ -193,21 +192,6 @@ def cache_folders(data_dir: str | os.PathLike | None = None) -> tuple[Path, Path
     return (_folder_for(base) if base is not None else fallback), fallback
 
 
-def _writable(folder: Path) -> bool:
-    """Whether the cache can be written into ``folder``. A folder (or its nearest existing parent) whose mode has
-    no write bit counts as read-only even for root, who could write it: a shared data folder is marked so."""
-    existing = next((d for d in (folder, *folder.parents) if d.exists()), None)
-    if existing is not None and not existing.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        return False
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-        return True
-    except OSError:
-        return False
-
-
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -316,7 +300,7 @@ def locate(data_dir: str | os.PathLike | None = None, generate_missing: bool = T
         raise DataError(f"{preferred / (FILE_STEM + '.bin')}: file not found (the dSprites cache is generated on "
                         "first use)")
     target = preferred
-    if not _writable(preferred):
+    if not writable(preferred):
         print(f"dSprites: {preferred} is not writable; generating the cache in {fallback} instead")
         target = fallback
     print(f"dSprites: generating {COUNT:,} images into {target / (FILE_STEM + '.bin')} (once)")

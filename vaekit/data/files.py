@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
+import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,21 @@ def resolve_dir(name: str, data_dir: str | os.PathLike | None) -> tuple[Path, bo
         d = Path(env).expanduser()
         return (d / name if (d / name).is_dir() else d), False
     return cache_dir() / name, True
+
+
+def writable(folder: Path) -> bool:
+    """Whether a cache can be written into ``folder``. A folder (or its nearest existing parent) whose mode has
+    no write bit counts as read-only even for root, who could write it: a shared data folder is marked so."""
+    existing = next((d for d in (folder, *folder.parents) if d.exists()), None)
+    if existing is not None and not existing.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+        return True
+    except OSError:
+        return False
 
 
 def md5_of_gzip_content(path: Path) -> str:

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,7 @@ import torch
 from annotated_types import Ge, Le, MinLen
 
 from vaekit.audio import MelSettings, read_wav, resample, write_wav
-from vaekit.data.files import DataError, cache_dir
+from vaekit.data.files import DataError, cache_dir, writable
 from vaekit.data.registry import DataConfig, Splits, register_data
 from vaekit.data.speech import VOCAB_SIZE, SpeechExamples, log_mels_of, mel_statistics, stratified_split, text_to_ids
 
@@ -217,21 +216,6 @@ class SyntheticSpeechConfig(DataConfig):
             text_to_ids(w)  # a word must be spelled in the model's characters
 
 
-def _writable(folder: Path) -> bool:
-    """Whether ``folder`` (or its nearest existing parent) takes files; one whose mode has no write bit counts as
-    read-only even for root (a shared data folder is marked so)."""
-    existing = next((d for d in (folder, *folder.parents) if d.exists()), None)
-    if existing is not None and not existing.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        return False
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-        return True
-    except OSError:
-        return False
-
-
 def corpus_folder(cfg: SyntheticSpeechConfig, generate_missing: bool = True) -> Path:
     """The folder of the corpus ``cfg`` names, generated there if it is missing."""
     factors = {"words": list(cfg.words), "voices": list(cfg.voices), "speeds": list(cfg.speeds),
@@ -249,7 +233,7 @@ def corpus_folder(cfg: SyntheticSpeechConfig, generate_missing: bool = True) -> 
     if not generate_missing:
         raise DataError(f"{preferred}: no synthetic speech corpus there (it is generated on first use)")
     espeak()
-    target = preferred if _writable(preferred.parent) else fallback
+    target = preferred if writable(preferred.parent) else fallback
     us = utterances(tuple(cfg.words), tuple(cfg.voices), tuple(cfg.speeds), tuple(cfg.pitches))
     print(f"synthetic_speech: speaking {len(us):,} utterances with espeak-ng into {target} (once)")
     manifest = load_manifest(generate(target, us, cfg.jobs).parent)
