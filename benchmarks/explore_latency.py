@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -58,42 +57,34 @@ def server_side(explorer: object, n: int = 300) -> dict[str, float]:
 
 
 def in_browser(explorer: object, title: str, moves: int = 60) -> dict[str, dict[str, float]]:
-    import uvicorn
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from vaekit.explore import bind, create_app
+    from vaekit.explore import serving
 
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer, title), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    try:
-        driver.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
-        done = lambda k: lambda d: d.execute_script("return window.vaekit.decodes >= arguments[0] && "
-                                                    "!window.vaekit.state.inflight", k)
-        WebDriverWait(driver, 60).until(done(1))
-        active = max(range(len(explorer.all_sliders())), key=lambda i: explorer.all_sliders()[i].activity or 0)
-        slider = driver.find_element(By.CSS_SELECTOR, f"#sliders input[data-index='{active}']")
-        for k in range(moves):
-            value = -3 + 6 * (k % 20) / 19
-            driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
-                                  slider, value)
-            WebDriverWait(driver, 30).until(done(k + 2))
-        timings = driver.execute_script("return window.vaekit.timings")[1:]
-    finally:
-        driver.quit()
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(explorer, title) as url:
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+        try:
+            driver.get(url)
+            done = lambda k: lambda d: d.execute_script("return window.vaekit.decodes >= arguments[0] && "
+                                                        "!window.vaekit.state.inflight", k)
+            WebDriverWait(driver, 60).until(done(1))
+            active = max(range(len(explorer.all_sliders())), key=lambda i: explorer.all_sliders()[i].activity or 0)
+            slider = driver.find_element(By.CSS_SELECTOR, f"#sliders input[data-index='{active}']")
+            for k in range(moves):
+                value = -3 + 6 * (k % 20) / 19
+                driver.execute_script("arguments[0].value = arguments[1]; "
+                                      "arguments[0].dispatchEvent(new Event('input'))", slider, value)
+                WebDriverWait(driver, 30).until(done(k + 2))
+            timings = driver.execute_script("return window.vaekit.timings")[1:]
+        finally:
+            driver.quit()
     return {"server_ms": quantiles([t["server"] for t in timings]),
             "round_trip_ms": quantiles([t["roundtrip"] for t in timings])}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import threading
 import time
 from pathlib import Path
 
@@ -51,35 +50,27 @@ def report_shot(html: Path, out: Path) -> None:
 
 
 def explorer_shot(run: str, example: int, out: Path) -> None:
-    import uvicorn
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from vaekit.explore import bind, create_app, load_explorer
+    from vaekit.explore import load_explorer, serving
 
     explorer, title = load_explorer(run)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer, title), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    driver = browser(1100, 760)
-    try:
-        driver.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
-        idle = "return window.vaekit && window.vaekit.decodes >= arguments[0] && !window.vaekit.state.inflight"
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(idle, 1))
-        driver.execute_script("const f = document.getElementById('control-example'); f.value = arguments[0];"
-                              "f.dispatchEvent(new Event('change'));", example)
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(idle, 2))
-        thumb = ("const t = document.getElementById('example'); "
-                 "return t.complete && t.naturalWidth > 0 && t.src.endsWith('/' + arguments[0] + '.png');")
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(thumb, example))  # the example's own thumbnail
-        time.sleep(0.3)
-        save_small(driver.get_screenshot_as_png(), out, 1100)
-    finally:
-        driver.quit()
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(explorer, title) as url:
+        driver = browser(1100, 760)
+        try:
+            driver.get(url)
+            idle = "return window.vaekit && window.vaekit.decodes >= arguments[0] && !window.vaekit.state.inflight"
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(idle, 1))
+            driver.execute_script("const f = document.getElementById('control-example'); f.value = arguments[0];"
+                                  "f.dispatchEvent(new Event('change'));", example)
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(idle, 2))
+            thumb = ("const t = document.getElementById('example'); "
+                     "return t.complete && t.naturalWidth > 0 && t.src.endsWith('/' + arguments[0] + '.png');")
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(thumb, example))  # the example's thumbnail
+            time.sleep(0.3)
+            save_small(driver.get_screenshot_as_png(), out, 1100)
+        finally:
+            driver.quit()
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import shutil
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,22 +38,11 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def served(tiny_root: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
     """The explorer of a tiny VAE run, served by uvicorn in a thread on a free loopback port."""
-    import uvicorn
-
-    from vaekit.explore import bind, create_app, load_explorer
+    from vaekit.explore import load_explorer, serving
 
     explorer, title = load_explorer(tiny_run("vae", tiny_root, data_dir, monkeypatch), examples=16)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer, title, max_upload=2**20), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", explorer
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(explorer, title, max_upload=2**20) as url:
+        yield url, explorer
 
 
 @pytest.fixture

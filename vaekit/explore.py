@@ -22,11 +22,13 @@ API (JSON in, JSON errors ``{"error": "..."}`` out, never a traceback):
 # inside create_app so that the CLI loads without the web extra.
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +249,28 @@ def bind(host: str, port: int) -> socket.socket:
     sock.bind((host.strip("[]"), port))
     sock.listen(64)
     return sock
+
+
+@contextlib.contextmanager
+def serving(explorer: Explorer, title: str, max_upload: int = MAX_UPLOAD, timeout: float = 30.0) -> Iterator[str]:
+    """The explorer served by uvicorn in a background thread on a free loopback port, for as long as the block
+    runs (tests, benchmarks, screenshots); yields its URL."""
+    import uvicorn
+
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(explorer, title, max_upload), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + timeout
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise RuntimeError("the explorer's server did not start")
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def serve(explorer: Explorer, title: str, host: str = "127.0.0.1", port: int = 8765,
