@@ -51,6 +51,22 @@ def test_capacity_objective_pulls_the_kl_towards_c() -> None:
     assert "capacity" in model.state_dict()  # the schedule's value travels with the weights
 
 
+def test_active_units_tell_an_informative_code_from_an_offset_one() -> None:
+    """The logged active units count latents whose posterior mean moves with x: an encoder whose mean is one
+    offset for every x (KL > 0, no information) has none."""
+    x = torch.cat([torch.zeros(32, 1, 16, 16), torch.ones(32, 1, 16, 16)])  # two kinds of image
+    model = _model()
+    last = model.encoder.fc[-1]  # the linear layer to (mean, log-variance)
+    with torch.no_grad():  # mean and log-variance independent of x: a constant offset, KL > 0
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([1.5, -1.0, 0.5, 0.3, 0.3, 0.3]))
+    out = model.loss({"x": x})
+    assert float(out.terms["kl"].mean()) > 1.0 and float(out.terms["active_units"][0]) == 0.0
+    with torch.no_grad():
+        last.weight.normal_(0, 3.0)  # means that follow x
+    assert float(model.loss({"x": x}).terms["active_units"][0]) >= 1.0
+
+
 def test_traversal_moves_one_latent_per_row(tmp_path) -> None:  # noqa: ANN001
     """Row r decodes the seed's posterior mean with only latent order[r] changed, across [-3, 3]."""
     from PIL import Image

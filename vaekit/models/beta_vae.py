@@ -61,4 +61,8 @@ class BetaVAE(ConvVAE):
         terms.update({f"kl_{j}": kl_dims[:, j].detach() for j in range(kl_dims.shape[-1])})
         if cfg.objective == "capacity":
             terms["capacity"] = torch.as_tensor(self.capacity, dtype=rec.dtype).detach().expand_as(rec)
+        # Latents whose posterior mean varies over the batch (Burda et al.'s activity, Cov_x E_q[z] > 0.01). A KL
+        # above zero does not show that z carries information: a code whose mean is one offset for every x pays
+        # KL = C and tells the decoder nothing (the collapse the capacity objective can settle into).
+        terms["active_units"] = (q.mean.detach().var(0) > 0.01).sum().to(rec.dtype).expand_as(rec)
         return LossOutput(loss=-(rec - penalty).mean(), terms=terms)
