@@ -43,12 +43,30 @@ def test_capacity_objective_pulls_the_kl_towards_c() -> None:
     out = model.loss({"x": x})
     torch.manual_seed(1)
     rec, kl = _by_hand(model, x)
-    torch.testing.assert_close(out.loss, -(rec - 100.0 * (kl - 10.0).abs()).mean())
+    torch.testing.assert_close(out.loss, -(rec.mean() - 100.0 * (kl.mean() - 10.0).abs()))
+
     assert bool((kl < 10.0).all())  # a fresh encoder carries little: the penalty's gradient raises the KL
     kl_mean = kl.mean()
     grad = torch.autograd.grad(100.0 * (kl_mean - 10.0).abs(), kl_mean)[0]
     assert float(grad) == -100.0
     assert "capacity" in model.state_dict()  # the schedule's value travels with the weights
+
+
+def test_capacity_holds_the_batch_average_kl_at_c_not_each_example() -> None:
+    """With C between the examples' KLs, the penalty is gamma |mean KL - C| (Burgess et al.'s batch average): an x
+    whose code carries more than C may, if others carry less. Per example it would charge both deviations."""
+    x = torch.cat([torch.zeros(4, 1, 16, 16), torch.bernoulli(torch.full((4, 1, 16, 16), 0.5))])
+    torch.manual_seed(1)
+    _, kl = _by_hand(_model(), x)
+    c = float(kl.median())
+    assert bool((kl > c).any() and (kl < c).any())
+    model = _model(objective="capacity", gamma=1e4, capacity=Ramp(c, c))
+    torch.manual_seed(1)
+    out = model.loss({"x": x})
+    torch.manual_seed(1)
+    rec, kl = _by_hand(model, x)
+    torch.testing.assert_close(out.loss, -(rec.mean() - 1e4 * (kl.mean() - c).abs()))
+    assert float(-(rec - 1e4 * (kl - c).abs()).mean()) > float(out.loss) + 1.0  # the per-example form
 
 
 def test_active_units_tell_an_informative_code_from_an_offset_one() -> None:
