@@ -15,7 +15,10 @@ overrides() {
   case $1 in
     beta1_*) echo "model.beta=1" ;;
     beta4_*) echo "model.beta=4" ;;
-    capacity_*) echo "model.objective=capacity" ;;
+    # Burgess et al.'s learning rate: at disentanglement_lib's 1e-4 the capacity objective never left the
+    # collapsed start (C = 0 pins q to the prior, the decoder learns to ignore z; 0 active units at 1,500 steps
+    # of a fast ramp, 10 at 5e-4)
+    capacity_*) echo "model.objective=capacity train.lr=5e-4" ;;
   esac
 }
 
