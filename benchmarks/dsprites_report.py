@@ -99,8 +99,8 @@ def main() -> None:
     print("|---" * (3 + len(FINAL)) + "|")
     for e in result["models"].values():
         table = e["final_evaluation"] or e["at_step_metrics"]
-        cells = [f"{table[t]['mean']:.3f} ({table[t]['min']:.3f}-{table[t]['max']:.3f})" if t in table else "-"
-                 for t, _, _ in FINAL]
+        cells = [f"{table[t]['mean']:.3f} ({table[t]['min']:.3f}-{table[t]['max']:.3f}, n={table[t]['n']})"
+                 if t in table else "-" for t, _, _ in FINAL]
         print(f"| {e['label']} | {len(e['seeds'])} | {e['at_step']} | " + " | ".join(cells) + " |")
 
 
