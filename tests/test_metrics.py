@@ -248,3 +248,13 @@ def test_registry_and_signatures() -> None:
     for fn in METRICS.values():
         names = list(inspect.signature(fn).parameters)
         assert names[:3] == ["ground_truth_data", "representation_function", "random_state"]
+
+
+def test_a_misspelt_metric_setting_is_named() -> None:
+    from vaekit.evaluate import check_metric_settings
+
+    check_metric_settings({"beta_vae": {"num_train": 10, "num_eval": 5}, "mig": {"num_bins": 10}})
+    with pytest.raises(ValueError, match=r"metric_settings.beta_vae.num_trian is unknown; beta_vae takes: .*num_train"):
+        check_metric_settings({"beta_vae": {"num_trian": 10}})
+    with pytest.raises(ValueError, match="unknown metric 'mgi'"):
+        check_metric_settings({"mgi": {}})

@@ -327,3 +327,12 @@ def test_synthetic_recipe_trains_and_is_measured(tmp_path: Path) -> None:
     assert len(knobs["per_dimension"]) == 4 and knobs["pitch_dimension"]["dim"] in range(4)
     json.dumps(result)
     json.dumps(knobs)
+
+
+def test_a_voice_is_a_name_never_a_path() -> None:
+    """Each voice names corpus files, and espeak-ng follows relative paths: one with a path is refused."""
+    from vaekit.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="not an espeak-ng voice name"):
+        load_config({"model": {"name": "speech_vae"}}, ["data.name=synthetic_speech",
+                                                        "data.voices=[en, '!v/../../../../tmp/x']"])

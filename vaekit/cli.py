@@ -1,4 +1,5 @@
-"""The ``vaekit`` command: train, evaluate, sample, reconstruct, list."""
+"""The ``vaekit`` command: train, evaluate, sample, reconstruct, traverse, sweep, list; rollout (vaekit.rollout),
+speak (vaekit.speak), report (vaekit.report) and explore (vaekit.explore) add their own verbs."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ Measures a model's declared abilities do not support are listed as not applicabl
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -62,8 +63,9 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     else:
         how, desc = None, "terms"
         skipped["nll"] = f"{name} declares neither importance weights nor an exact likelihood"
+    worker_mib = None
     if cfg.processes > 1 and len(batches) > 1:
-        log_px, sums, n = _in_processes(model, batches, how, cfg, seed)
+        log_px, sums, n, worker_mib = _in_processes(model, batches, how, cfg, seed)
     else:
         log_px, sums, n = _accumulate(model, _progress(batches, desc, progress), how, cfg)
     if how is not None:
@@ -77,15 +79,12 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
         result["active_units"] = active_units(model.latent_means, batches)
     else:
         skipped["active_units"] = f"{name} declares no latent means"
-    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(cfg.processes))
+    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(worker_mib))
     if nats_offset:
         result["nats_offset"] = nats_offset  # D log 256: from the density of dequantized values to 8-bit NLL
     if skipped:
         result["not_applicable"] = skipped
     return result
-
-
-_WORKER_PEAK_MIB = [0.0]  # the largest worker's peak resident set in the last sharded evaluation
 
 
 def _hwm_mib() -> float:
@@ -102,11 +101,9 @@ def _hwm_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _peak_rss(processes: int) -> dict[str, float]:
+def _peak_rss(worker_mib: float | None) -> dict[str, float]:
     """The largest resident set so far, this process's and (when shards ran elsewhere) the largest worker's."""
-    mib = {"main": _hwm_mib()}
-    if processes > 1:
-        mib["largest_worker"] = _WORKER_PEAK_MIB[0]
+    mib = {"main": _hwm_mib(), **({"largest_worker": worker_mib} if worker_mib is not None else {})}
     return {k: round(v, 1) for k, v in mib.items()}
 
 
@@ -137,7 +134,7 @@ def _shard(model: nn.Module, batches: list, how: str | None, cfg: EvalConfig, se
 
 
 def _in_processes(model: nn.Module, batches: list, how: str | None, cfg: EvalConfig,
-                  seed: int) -> tuple[float, dict, int]:
+                  seed: int) -> tuple[float, dict, int, float]:
     """The batches cut into ``cfg.processes`` contiguous shards, each summed by its own process (the CPU's
     threads shared out between them; on a GPU machine each process uses the model's device). Each shard draws
     its own importance samples (seed + shard), so the estimate differs from one process's by Monte Carlo noise."""
@@ -152,8 +149,20 @@ def _in_processes(model: nn.Module, batches: list, how: str | None, cfg: EvalCon
     for _, part, _, _ in parts:
         for k, v in part.items():
             sums[k] = sums.get(k, 0.0) + v
-    _WORKER_PEAK_MIB[0] = max(peak for *_, peak in parts)
-    return sum(lp for lp, *_ in parts), sums, sum(m for _, _, m, _ in parts)
+    return sum(lp for lp, *_ in parts), sums, sum(m for _, _, m, _ in parts), max(peak for *_, peak in parts)
+
+
+def check_metric_settings(settings: dict[str, dict[str, Any]] | None) -> None:
+    """Each metric's settings are arguments it takes (a misspelt one is named now, not as a TypeError later)."""
+    from vaekit.metrics import METRICS
+
+    for n, given in (settings or {}).items():
+        if n not in METRICS:
+            raise ValueError(f"metric_settings: unknown metric {n!r}; choose from: {', '.join(sorted(METRICS))}")
+        allowed = [p for p in inspect.signature(METRICS[n]).parameters if p not in
+                   ("ground_truth_data", "representation_function", "random_state")]
+        if bad := [k for k in given if k not in allowed]:
+            raise ValueError(f"metric_settings.{n}.{bad[0]} is unknown; {n} takes: {', '.join(allowed)}")
 
 
 def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed: int = 0,
@@ -167,6 +176,7 @@ def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed:
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(sorted(METRICS))}")
+    check_metric_settings(settings)
     name = model.__class__.__name__
     if not has(model, Ability.REPRESENTATION):
         return {}, {n: f"{name} declares no representation function" for n in names}
@@ -191,6 +201,7 @@ def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed:
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progress: bool = True,
                  command: str | None = None) -> dict[str, Any]:
+    check_metric_settings(cfg.eval.metric_settings)  # before minutes of NLL, not after
     splits = build_data(cfg.data)
     try:  # an older run may pair a likelihood with data it is no distribution over: its -log p is no NLL
         check_likelihood(model.observation_model(), splits.observation)

@@ -285,7 +285,8 @@ def serve(explorer: Explorer, title: str, host: str = "127.0.0.1", port: int = 8
     sock = bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/"
-    hosts = None if is_loopback(host) else ["*"]
+    # the default list names 127.0.0.1, localhost and ::1; another loopback name or address must be let in too
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]", host.strip("[]"), shown] if is_loopback(host) else ["*"]
     app = create_app(explorer, title, max_upload, allowed_hosts=hosts)
     print(f"vaekit: exploring {title}: {describe(explorer)}")
     print(f"vaekit: open {url}  (Ctrl-C stops)", flush=True)

@@ -321,7 +321,8 @@ def evaluate_speech_run(run: str | Path, data_dir: str | None = None, seed: int 
     result: dict[str, Any] = {"run": str(run_dir), "data": cfg.data.name, "latent_dim": model.latent_dim,
                               "kl_during_training": kl_during_training(run_dir)}
     batch = splits.test.__getitems__(list(range(len(splits.test))))
-    terms = model.loss(batch).terms
+    with torch.no_grad():  # the whole test set in one batch: no autograd graph
+        terms = model.loss(batch).terms
     result["test_terms"] = {k: round(float(v.mean()), 4) for k, v in terms.items() if not k.startswith("kl_")}
     result["test_kl_per_dimension"] = [round(float(terms[f"kl_{j}"].mean()), 4) for j in range(model.latent_dim)]
     if cfg.data.name == "fsdd":

@@ -418,7 +418,7 @@ def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
     """The optimizer steps a run will take, from epochs, batch limits, accumulation and max_steps."""
     limit = cfg.trainer.limit_train_batches
     per_epoch = int(batches_per_epoch * limit) if isinstance(limit, float) else min(batches_per_epoch, limit)
-    total = cfg.train.epochs * per_epoch // cfg.trainer.accumulate_grad_batches
+    total = cfg.train.epochs * -(-per_epoch // cfg.trainer.accumulate_grad_batches)  # a last partial one steps too
     return min(total, cfg.trainer.max_steps) if cfg.trainer.max_steps >= 0 else total
 
 
@@ -444,14 +444,14 @@ def fit(
     init_from_runs(model, t.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
+    model.check_budget(_total_steps(cfg, len(train_loader)))  # e.g. a fade-in that would outlast the training
     check_writable(run_dir, run_footprint(model))
     write_config(cfg, run_dir)
     module = VAEModule(model, plain(cfg.to_dict()))
     term, mode = model.monitor
     best = _Checkpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{term}", mode=mode,
                        save_top_k=1, save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
-    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
-    model.check_budget(_total_steps(cfg, len(train_loader)))  # e.g. a fade-in that would outlast the training
     resumable = Resumable(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every_n_steps,
                           train_loader.batch_sampler)
     # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).
@@ -460,6 +460,9 @@ def fit(
                  ExportWeights(run_dir, model.monitor, t.snapshot_epochs),
                  *([Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)] if validate else [])]
     if t.metrics:
+        from vaekit.evaluate import check_metric_settings
+
+        check_metric_settings(t.metric_settings)
         if splits.ground_truth is None:
             raise ConfigError(f"train.metrics: data set {cfg.data.name!r} has no known factors to score against")
         callbacks.append(MetricsDuringTraining(run_dir, t.metrics, t.metrics_every_n_steps, splits.ground_truth,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -151,6 +152,8 @@ def generate(folder: str | os.PathLike, us: list[Utterance], jobs: int = 0) -> P
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         for p in (tmp, *tmp.iterdir()):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)  # mkdtemp makes 0700: the cache is data like any other
+        if (folder / "manifest.json").exists():
+            return folder / "manifest.json"  # another process finished the same corpus meanwhile: keep theirs
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -214,6 +217,9 @@ class SyntheticSpeechConfig(DataConfig):
     def __post_init__(self) -> None:
         for w in self.words:
             text_to_ids(w)  # a word must be spelled in the model's characters
+        for v in self.voices:  # a voice names a file of the corpus: a name, never a path espeak-ng would follow
+            if not re.fullmatch(r"[A-Za-z0-9_+-]+", v):
+                raise ValueError(f"data.voices: {v!r} is not an espeak-ng voice name (letters, digits, _ + -)")
 
 
 def corpus_folder(cfg: SyntheticSpeechConfig, generate_missing: bool = True) -> Path:

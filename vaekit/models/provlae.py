@@ -31,6 +31,8 @@ little information. Fade-in: a level that becomes active at step t_l enters with
 multiplying both the bottom-up feature feeding it (h_l -> alpha_l h_l) and its decoder contribution
 (u_l(z_l) -> alpha_l u_l(z_l)); an inactive level's decoder contribution is multiplied by 0 (its encoder reads
 h_l, which the penalty above trains), so a fading level at alpha = 0 changes nothing the decoder draws. The
+encoder's gain on h_l therefore drops from 1 (inactive) to 0 at t_l and ramps back to 1, as in the authors' code:
+q(z_l|x) re-enters from the prior-like state the penalty kept it in. The
 logged ``elbo`` is the bound of the model as it is, rec - sum over all levels of KL_l (an inactive level's z is
 unused by the decoder, so its KL only loosens the bound), the monitored term; ``kl_1`` .. ``kl_L`` per level,
 ``alpha_1`` .. ``alpha_L`` and ``levels_active`` show the schedule.
