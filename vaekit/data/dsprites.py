@@ -63,7 +63,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
 from vaekit.data.batches import BatchServing
-from vaekit.data.files import DataError, cache_dir, writable
+from vaekit.data.files import DataError, cache_dir, read_manifest, writable
 from vaekit.data.ground_truth import GroundTruthData
 from vaekit.data.registry import DataConfig, Splits, register_data
 
@@ -257,12 +257,7 @@ def load_packed(path: str | os.PathLike, count: int = COUNT, verify: bool = True
     path = Path(path)
     meta_path = path.with_suffix(".json")
     hint = "delete it (and its .json) to regenerate"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{meta_path}: file not found (the dSprites cache is incomplete; {hint})") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{meta_path}: unreadable ({e}); {hint}") from None
+    meta = read_manifest(meta_path, "the dSprites cache", hint)
     if not isinstance(meta, dict) or meta.get("version") != VERSION:
         raise DataError(f"{meta_path}: cache version {meta.get('version') if isinstance(meta, dict) else None!r}, "
                         f"this vaekit writes version {VERSION}; {hint}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -11,6 +12,7 @@ import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vaekit.errors import OneLineError
 
@@ -37,6 +39,16 @@ def resolve_dir(name: str, data_dir: str | os.PathLike | None) -> tuple[Path, bo
         d = Path(env).expanduser()
         return (d / name if (d / name).is_dir() else d), False
     return cache_dir() / name, True
+
+
+def read_manifest(path: Path, what: str, hint: str) -> Any:
+    """The JSON beside a generated cache; a missing or unreadable one is a DataError naming it and the remedy."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found ({what} is incomplete; {hint})") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable ({e}); {hint}") from None
 
 
 def writable(folder: Path) -> bool:

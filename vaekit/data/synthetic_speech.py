@@ -46,7 +46,7 @@ import torch
 from annotated_types import Ge, Le, MinLen
 
 from vaekit.audio import MelSettings, read_wav, resample, write_wav
-from vaekit.data.files import DataError, cache_dir, writable
+from vaekit.data.files import DataError, cache_dir, read_manifest, writable
 from vaekit.data.registry import DataConfig, Splits, register_data
 from vaekit.data.speech import VOCAB_SIZE, SpeechExamples, log_mels_of, mel_statistics, stratified_split, text_to_ids
 
@@ -169,12 +169,7 @@ def load_manifest(folder: str | os.PathLike, verify: bool = True) -> dict[str, A
     """The manifest of a generated corpus, its version and (once per process) every file's sha256 checked."""
     path = Path(folder) / "manifest.json"
     hint = f"delete {Path(folder)} to regenerate it"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (the corpus is incomplete; {hint})") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable ({e}); {hint}") from None
+    manifest = read_manifest(path, "the corpus", hint)
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION or not isinstance(manifest.get("files"),
                                                                                                  list):
         raise DataError(f"{path}: not a version-{VERSION} synthetic speech manifest; {hint}")
