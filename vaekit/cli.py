@@ -111,14 +111,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def _run_and_test_batch(args: argparse.Namespace, ability: Any, what: str, n: int,
                         seed: int) -> tuple[Any, Path, dict[str, Any]]:
     """The run's model (checked for ``ability``), its directory and the first n test examples."""
-    from vaekit.data import build_data
-    from vaekit.io import load_run
+    from vaekit.io import held_out_batch, load_run
 
     model, cfg, run_dir = load_run(args.run)
     _require(model, ability, what)
-    if args.data_dir:
-        cfg.data.dir = args.data_dir
-    return model, run_dir, build_data(cfg.data).test.head(n, seed=seed)
+    return model, run_dir, held_out_batch(cfg, n, seed, args.data_dir)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:

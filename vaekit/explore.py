@@ -227,14 +227,11 @@ def create_app(explorer: Explorer, title: str = "vaekit explore", max_upload: in
 
 def load_explorer(run: str | Path, examples: int = 64, data_dir: str | None = None) -> tuple[Explorer, str]:
     """The run's model and test examples in an explorer, and a title for the page."""
-    from vaekit.data import build_data
-    from vaekit.io import load_run
+    from vaekit.io import held_out_batch, load_run
 
     model, cfg, run_dir = load_run(run)
-    if data_dir:
-        cfg.data.dir = data_dir
     sequence = callable(getattr(model, "rollout", None))
-    batch = build_data(cfg.data).test.head(min(examples, 16) if sequence else examples, seed=0)
+    batch = held_out_batch(cfg, min(examples, 16) if sequence else examples, 0, data_dir)
     with torch.no_grad():
         explorer = explorer_for(model, batch)
         explorer.all_sliders()  # the activity of each latent, once, before the first request

@@ -125,6 +125,17 @@ def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
     return model, cfg, (cfg_path.parent if cfg_path is not None else weights.parent)
 
 
+def held_out_batch(cfg: RunConfig, n: int, seed: int = 0,
+                   data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The first ``n`` test examples of a run's data set as one batch (drawn with ``seed``); ``data_dir``, when
+    given, replaces the data folder the run was trained from."""
+    from vaekit.data import build_data
+
+    if data_dir:
+        cfg.data.dir = str(data_dir)
+    return build_data(cfg.data).test.head(n, seed=seed)
+
+
 def load(path: str | Path) -> nn.Module:
     """A ready model from a run directory, ``.safetensors`` or ``.ckpt`` file."""
     return load_run(path)[0]

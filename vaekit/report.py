@@ -176,11 +176,9 @@ def kl_unit(model: nn.Module | None, indices: list[int]) -> str:
 
 
 def examples_of(run: Run, n: int, data_dir: str | None) -> dict[str, Tensor]:
-    from vaekit.data import build_data
+    from vaekit.io import held_out_batch
 
-    if data_dir:
-        run.cfg.data.dir = data_dir
-    return build_data(run.cfg.data).test.head(n, seed=0)
+    return held_out_batch(run.cfg, n, 0, data_dir)
 
 
 # -- one run's sections --------------------------------------------------------------------------------------------

@@ -27,15 +27,12 @@ from vaekit.figures import grid
 
 def _test_batch(run: str | Path, n: int, seed: int, data_dir: str | None) -> tuple[nn.Module, Path, dict[str, Tensor]]:
     """The run's model, its directory and its test set's first n sequences (drawn with ``seed``)."""
-    from vaekit.data import build_data
-    from vaekit.io import load_run
+    from vaekit.io import held_out_batch, load_run
 
     model, cfg, run_dir = load_run(run)
     if not callable(getattr(model, "rollout", None)):
         raise ValueError(f"{type(model).__name__} has no rollout(); train a sequence model (tdvae, lstm_predictor)")
-    if data_dir:
-        cfg.data.dir = data_dir
-    return model, run_dir, build_data(cfg.data).test.head(n, seed=seed)
+    return model, run_dir, held_out_batch(cfg, n, seed, data_dir)
 
 
 def _check(x: Tensor, context: int, horizon: int, jump: int) -> None:
