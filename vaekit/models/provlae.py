@@ -68,7 +68,6 @@ from vaekit.likelihoods import LIKELIHOODS, diag_gaussian, kl_per_dimension
 from vaekit.models.base import Batch, LatentVariableModel, LossOutput
 from vaekit.nets import ACTIVATIONS, activation, fold
 from vaekit.registry import register
-from vaekit.schedules import Ramp
 
 
 @dataclass
@@ -162,13 +161,12 @@ class ProVLAE(LatentVariableModel):
         levels present from step 0, 0 while inactive)."""
         super().on_train_step(step, epoch)
         fade = self.config.fade_in_length
-        for i, start in enumerate(self._starts):
-            on = step >= start
-            self.active[i] = float(on)
-            if start == 0:
-                self.alpha[i] = 1.0
-            else:
-                self.alpha[i] = Ramp(0.0, 1.0, start, fade).value(step, epoch) if on else 0.0
+        active = [float(step >= start) for start in self._starts]
+        alpha = [0.0 if step < start else 1.0 if start == 0 or fade == 0 else min(1.0, (step - start) / fade)
+                 for start in self._starts]
+        # one copy per buffer a step (not one small write per level), whatever device the model is on
+        self.active.copy_(torch.tensor(active))
+        self.alpha.copy_(torch.tensor(alpha))
 
     def check_budget(self, total_steps: int) -> None:
         """A fade-in longer than the whole training is refused; a run that stops (``trainer.max_steps``) before
