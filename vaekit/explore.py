@@ -171,7 +171,7 @@ def create_app(explorer: Explorer, title: str = "vaekit explore", max_upload: in
 
     @app.post("/api/audio")
     async def audio(request: Request) -> Response:
-        from vaekit.webpage import wav_bytes
+        from vaekit.figures import wav_bytes
 
         if not callable(getattr(explorer, "audio", None)):
             raise ExploreError(f"{type(explorer.model).__name__} makes no sound")

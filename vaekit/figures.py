@@ -90,18 +90,25 @@ def save_bars(bars: Bars, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_audio(clip: AudioClip, path: str | Path) -> Path:
-    """16-bit mono PCM WAV (the standard library's wave module)."""
+def wav_bytes(samples: Tensor, sample_rate: int) -> bytes:
+    """16-bit mono PCM WAV of a waveform in [-1, 1] (the standard library's wave module)."""
+    import io
     import wave
 
-    pcm = (clip.samples.detach().float().cpu().clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
+    pcm = (samples.detach().float().cpu().clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(clip.sample_rate)
+        w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def save_audio(clip: AudioClip, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav_bytes(clip.samples, clip.sample_rate))
     return path
 
 

@@ -212,13 +212,13 @@ class Resumable(Callback):
         stepped = done % trainer.accumulate_grad_batches == 0  # never save halfway through an accumulation
         if self.every and stepped and trainer.global_step % self.every == 0 and done < trainer.num_training_batches:
             self.position = (trainer.current_epoch, done)
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state: optimizer, loops
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
         # Also when max_time or max_steps cut the epoch short: Lightning then counts the epoch as done, and a
         # resume with a larger budget starts the next one (the rest of the cut epoch is not served).
         self.position = (trainer.current_epoch + 1, 0)
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
 
     def _restore_rng(self) -> None:
         if self._pending_rng is not None:

@@ -8,16 +8,15 @@ import base64
 import html
 import io
 import math
-import wave
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import torch
 from PIL import Image
 from torch import Tensor
 
 from vaekit.figure_types import AudioClip, Bars, Curve, Figure, ImageGrid, Table
+from vaekit.figures import wav_bytes
 
 
 def esc(value: object) -> str:
@@ -38,18 +37,6 @@ def png_bytes(image: Image.Image) -> bytes:
 def gif_bytes(frames: Sequence[Image.Image], ms: int = 250) -> bytes:
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=list(frames[1:]), duration=ms, loop=0)
-    return buf.getvalue()
-
-
-def wav_bytes(samples: Tensor, sample_rate: int) -> bytes:
-    """16-bit mono PCM WAV of a waveform in [-1, 1]."""
-    pcm = (samples.detach().float().cpu().clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
     return buf.getvalue()
 
 
