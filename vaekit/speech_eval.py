@@ -39,6 +39,7 @@ import argparse
 import csv
 import json
 import math
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -347,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         print(f"vaekit: error: {e}", file=sys.stderr)
         return 2
+    result["command"] = "python -m vaekit.speech_eval " + shlex.join(sys.argv[1:] if argv is None else argv)
     out = Path(args.out or Path(result["run"]) / "speech_eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
