@@ -32,10 +32,20 @@ def test_resume_continues_step_count(tmp_path: Path, data_dir: Path) -> None:
     ckpt = torch.load(last, weights_only=True)  # no pickled classes inside
     assert ckpt["global_step"] == 5 and ckpt["hyper_parameters"]["config"]["model"]["latent_dim"] == 4
     before = load(last).state_dict()
+    history = tmp_path / "logs" / "metrics.csv"
+    steps = lambda: [int(r["step"]) for r in csv.DictReader(open(history))]  # noqa: E731, SIM115
+    logged = steps()
+    assert logged and max(logged) <= 5
+    columns = next(csv.reader(open(history)))  # noqa: SIM115
+    with open(history, "a") as f:  # a row the interrupted run logged after its checkpoint: replayed, so dropped
+        f.write(",".join("999" if c == "step" else "" for c in columns) + "\n")
 
     cfg2 = load_config({"model": "vae", "name": "tiny"}, [*TINY, f"data.dir={data_dir}", "train.epochs=3"])
     module, trainer = fit(cfg2, tmp_path, resume="auto")
     assert trainer.global_step == 15 and trainer.current_epoch == 3
+    resumed = steps()  # the history before the resume is kept (Lightning's CSV logger deletes it)
+    assert set(logged) <= set(resumed) and max(resumed) > 5 and 999 not in resumed
+    assert resumed == sorted(resumed)
     after = module.model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it kept learning from there
     assert (tmp_path / "best.safetensors").exists() and list((tmp_path / "figures").glob("samples_*.png"))

@@ -8,6 +8,7 @@ adds the optimizer, logging, checkpoints, resumption, figures and devices (the `
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import warnings
@@ -20,6 +21,8 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.profilers import PassThroughProfiler
 from torch import nn
 
@@ -344,12 +347,52 @@ class MetricsDuringTraining(Callback):
             logger.log_metrics(flat, step=step)
 
 
-def _loggers(run_dir: Path, names: list[str]) -> list[Logger]:
+class _HistoryWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv. A resumed run keeps the rows up to its checkpoint's
+    step instead (rows logged after it, by the interrupted run, are dropped: the resumed run logs them again)."""
+
+    def __init__(self, log_dir: str, keep_until_step: int | None) -> None:
+        self.keep_until_step = keep_until_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if self.keep_until_step is None or not path.is_file():
+            return super()._check_log_dir_exists()
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = [r for r in reader if r.get("step") and int(r["step"]) <= self.keep_until_step]
+            keys = list(reader.fieldnames or [])
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+        self.metrics_keys = keys  # later rows append under this header (a new key rewrites it, rows kept)
+
+
+class _ResumableCSVLogger(CSVLogger):
+    def __init__(self, run_dir: Path, keep_until_step: int | None) -> None:
+        super().__init__(str(run_dir), name="logs", version="")
+        self._keep_until_step = keep_until_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _HistoryWriter(self.log_dir, self._keep_until_step)
+        return self._experiment
+
+
+def _loggers(run_dir: Path, names: list[str], resume_step: int | None = None) -> list[Logger]:
+    """``resume_step``: the step of the checkpoint a run resumes from (its CSV history is kept up to there)."""
     loggers: list[Logger] = []
     for name in dict.fromkeys(names):
         try:
             if name == "csv":
-                loggers.append(CSVLogger(str(run_dir), name="logs", version=""))
+                loggers.append(_ResumableCSVLogger(run_dir, resume_step))
             elif name == "tensorboard":
                 import tensorboard  # noqa: F401
                 from lightning.pytorch.loggers import TensorBoardLogger
@@ -434,6 +477,9 @@ def fit(
     if t.threads:
         torch.set_num_threads(t.threads)
     ckpt_path = resolve_resume(resume, run_dir)
+    resume_step = None
+    if ckpt_path is not None:
+        resume_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
     check_writable(run_dir)  # before the data are loaded
     L.seed_everything(t.seed, workers=True, verbose=False)
     splits = build_data(cfg.data)
@@ -470,7 +516,8 @@ def fit(
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
     trainer = L.Trainer(
-        **_trainer_args(cfg), max_epochs=t.epochs, logger=_loggers(run_dir, t.loggers), callbacks=callbacks,
+        **_trainer_args(cfg), max_epochs=t.epochs, logger=_loggers(run_dir, t.loggers, resume_step),
+        callbacks=callbacks,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, enable_model_summary=False,
         default_root_dir=str(run_dir), num_sanity_val_steps=0, use_distributed_sampler=False,
         plugins=[AtomicCheckpointIO()], profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
