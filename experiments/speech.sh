@@ -15,6 +15,14 @@ for set in fsdd synthetic; do
   $PY -m vaekit.speech_eval "runs/speech/speech_vae_$set" --out "results/speech_vae_$set.json"
 done
 data=${VAEKIT_DATA:-../shared/data}
-$VAEKIT speak runs/speech/speech_vae_fsdd --text seven --reference "$data/fsdd/recordings/3_theo_7.wav" \
-  -o docs/speech/seven_as_theo.wav
-$VAEKIT speak runs/speech/speech_vae_synthetic --text seven --traverse 0 -o docs/speech/seven_traverse.wav
+# transfer: "seven" in the style of theo saying "two" and of jackson saying "four" (FSDD test recordings)
+$VAEKIT speak runs/speech/speech_vae_fsdd --text seven --reference "$data/fsdd/recordings/2_theo_0.wav" \
+  -o docs/speech/fsdd_seven_as_theo.wav
+$VAEKIT speak runs/speech/speech_vae_fsdd --text seven --reference "$data/fsdd/recordings/4_jackson_1.wav" \
+  -o docs/speech/fsdd_seven_as_jackson.wav
+# control: the z dimensions that follow F0 and length most closely (speech_eval's "control" block)
+for key in pitch_dimension rate_dimension; do
+  dim=$($PY -c "import json; print(json.load(open('results/speech_vae_synthetic.json'))['control']['$key']['dim'])")
+  $VAEKIT speak runs/speech/speech_vae_synthetic --text seven --traverse "$dim" --steps 5 \
+    -o docs/speech/synthetic_seven.wav
+done
