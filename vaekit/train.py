@@ -435,8 +435,8 @@ def init_from_runs(model: nn.Module, init: dict[str, str]) -> None:
         sub.load_state_dict(trained)
 
 
-def resolve_resume(resume: str | Path | None, run_dir: Path) -> Path | None:
-    """``auto``: the run directory's newest checkpoint, if it has one; else the path given."""
+def resolve_resume(resume: str | Path | None, run_dir: Path) -> tuple[Path, int] | None:
+    """``auto``: the run directory's newest checkpoint, if it has one; else the path given. With its step."""
     if resume is None:
         return None
     if str(resume) == "auto":
@@ -450,11 +450,11 @@ def resolve_resume(resume: str | Path | None, run_dir: Path) -> Path | None:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such checkpoint")
     try:  # tensors and plain values only: a pickled class or code is refused before Lightning sees the file
-        torch.load(path, map_location="cpu", weights_only=True)
+        step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ValueError(f"{path}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
-    return path
+    return path, step
 
 
 def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
@@ -476,10 +476,7 @@ def fit(
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
-    ckpt_path = resolve_resume(resume, run_dir)
-    resume_step = None
-    if ckpt_path is not None:
-        resume_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    ckpt_path, resume_step = resolve_resume(resume, run_dir) or (None, None)
     check_writable(run_dir)  # before the data are loaded
     L.seed_everything(t.seed, workers=True, verbose=False)
     splits = build_data(cfg.data)
