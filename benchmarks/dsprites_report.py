@@ -19,7 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = {"beta1": "VAE (beta = 1)", "beta4": "beta-VAE (beta = 4)", "capacity": "capacity control (C to 25 nats)"}
+MODELS = {"beta1": "VAE (beta = 1)", "beta4": "beta-VAE (beta = 4)",
+          "capacity": "capacity control (gamma 100, C to 25 nats)",
+          "capacity_g1000": "capacity control (gamma 1000, C to 25 nats)"}
 CURVES = {"MIG": ("mig", "discrete_mig"), "beta-VAE metric": ("beta_vae", "eval_accuracy")}
 FINAL = [("beta-VAE metric", "beta_vae", "eval_accuracy"), ("FactorVAE metric", "factor_vae", "eval_accuracy"),
          ("MIG", "mig", "discrete_mig"), ("DCI disentanglement", "dci", "disentanglement"),
@@ -102,6 +104,17 @@ def main() -> None:
         cells = [f"{table[t]['mean']:.3f} ({table[t]['min']:.3f}-{table[t]['max']:.3f}, n={table[t]['n']})"
                  if t in table else "-" for t, _, _ in FINAL]
         print(f"| {e['label']} | {len(e['seeds'])} | {e['at_step']} | " + " | ".join(cells) + " |")
+
+    steps = sorted({st for seeds in runs.values() for d in seeds.values() for st in curves(d)})
+    print("\nCurves, per run (MIG / beta-VAE metric):\n")
+    print("| run | " + " | ".join(f"step {st:,}" for st in steps) + " |")
+    print("|---" * (1 + len(steps)) + "|")
+    for model, seeds in runs.items():
+        for seed, d in sorted(seeds.items()):
+            c = curves(d)
+            cells = [f"{c[st]['mig']['discrete_mig']:.3f} / {c[st]['beta_vae']['eval_accuracy']:.3f}"
+                     if st in c and "mig" in c[st] and "beta_vae" in c[st] else "" for st in steps]
+            print(f"| {MODELS[model]}, seed {seed} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
