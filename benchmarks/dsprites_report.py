@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from traversal_figure import labelled_traversal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"beta1": "VAE (beta = 1)", "beta4": "beta-VAE (beta = 4)",
@@ -37,6 +38,20 @@ def curves(run: Path) -> dict[int, dict]:
 def spread(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values),
             "values": values}
+
+
+def best_run(runs: dict[str, dict[int, Path]]) -> tuple[Path, float] | None:
+    """The run whose last final evaluation has the highest MIG."""
+    scored = []
+    for seeds in runs.values():
+        for d in seeds.values():
+            evals = sorted(d.glob("eval_step*.json"), key=lambda p: int(p.stem[9:]))
+            if evals and (m := json.loads(evals[-1].read_text()).get("metrics", {}).get("mig")):
+                scored.append((m["discrete_mig"], d))
+    if not scored:
+        return None
+    mig, d = max(scored, key=lambda t: t[0])
+    return d, mig
 
 
 def main() -> None:
@@ -94,6 +109,17 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "dsprites_curves.png", dpi=90)
     result["anchors"] = ANCHORS
+    best = best_run(runs)
+    if best is not None:
+        run, mig = best
+        tfig, taxes = plt.subplots(10, 3, figsize=(10, 9), squeeze=False)
+        for col in range(3):
+            labelled_traversal(list(taxes[:, col]), run, f"{run.name}, test image {col}", seed_index=col)
+        tfig.suptitle(f"Traversals of the run with the best MIG ({mig:.3f}): rows latents by KL (nats), "
+                      "values -3 .. 3", fontsize=10)
+        tfig.tight_layout()
+        tfig.savefig(ROOT / "docs" / "dsprites_traversal_best.png", dpi=90)
+        result["best_run"] = {"run": run.name, "mig": mig, "figure": "docs/dsprites_traversal_best.png"}
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / "dsprites_beta_vae.json").write_text(json.dumps(result, indent=2))
 

@@ -21,7 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from traversal_figure import labelled_traversal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"provlae": "pro-VLAE", "vlae": "VLAE (all levels at once)", "beta_vae": "beta-VAE (beta = 8)"}
@@ -59,31 +59,6 @@ def kl_per_level(run: Path) -> dict[str, list[tuple[int, float]]]:
                 if m and value:
                     series[m[1]][f"kl_{m[2]}"].append((int(row["step"]), float(value)))
     return dict(series["train"] or series["val"])
-
-
-@torch.no_grad()
-def labelled_traversal(ax_rows: list, run: Path, label: str, seed_index: int = 0, steps: int = 7) -> None:
-    """One row per latent (its name and mean KL at the left), levels from the top down; values -3 .. 3."""
-    from vaekit.io import held_out_batch, load_run
-    from vaekit.traverse import kl_by_latent, traversal
-
-    model, cfg, _ = load_run(run / "model.safetensors")
-    x = held_out_batch(cfg, 500)["x"]
-    kl = kl_by_latent(model, x)
-    names = model.latent_names() if hasattr(model, "latent_names") else [f"z{j}" for j in range(len(kl))]
-    # top level first (z3.* before z1.*); within a level, and for a flat code, by KL
-    order = sorted(range(len(kl)), key=lambda j: (-int(names[j][1:].split(".")[0]) if "." in names[j] else 0,
-                                                  -float(kl[j])))
-    grid = traversal(model, x[seed_index], torch.tensor(order), steps)
-    images = grid.images.float().clamp(0, 1)
-    for ax, row in zip(ax_rows, range(len(order)), strict=False):
-        strip = torch.cat(list(images[row * steps:(row + 1) * steps]), dim=-1)  # [C, H, W * steps]
-        ax.imshow(strip.permute(1, 2, 0).numpy())
-        ax.set_xticks([])
-        ax.set_yticks([])
-        j = order[row]
-        ax.set_ylabel(f"{names[j]}\n{float(kl[j]):.1f}", rotation=0, ha="right", va="center", fontsize=8)
-    ax_rows[0].set_title(label, fontsize=10)
 
 
 def main() -> None:

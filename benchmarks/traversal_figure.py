@@ -1,0 +1,39 @@
+"""Latent traversals with labelled rows for the docs: each row a latent, its name and mean KL at the left, values
+-3 .. 3 across; shared by the dSprites and pro-VLAE reports (``vaekit traverse`` writes the unlabelled grids)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+@torch.no_grad()
+def labelled_traversal(ax_rows: list, run: Path, label: str, seed_index: int = 0, steps: int = 7,
+                       images: int = 500) -> list[str]:
+    """Fill ``ax_rows`` (one matplotlib axis per row, as many rows as fit) with the traversal of test image
+    ``seed_index`` of ``run``'s final weights; returns the latents in row order. Rows: for a model that names its
+    latents by level ("z3.1"), the levels from the top down, each level's latents by KL; otherwise by KL."""
+    from vaekit.io import held_out_batch, load_run
+    from vaekit.traverse import kl_by_latent, traversal
+
+    model, cfg, _ = load_run(run / "model.safetensors")
+    x = held_out_batch(cfg, images)["x"]
+    kl = kl_by_latent(model, x)
+    names = model.latent_names() if hasattr(model, "latent_names") else [f"z{j}" for j in range(len(kl))]
+
+    def level(name: str) -> int:
+        return int(name[1:].split(".")[0]) if "." in name else 0
+
+    order = sorted(range(len(kl)), key=lambda j: (-level(names[j]), -float(kl[j])))
+    grid = traversal(model, x[seed_index], torch.tensor(order), steps)
+    pictures = grid.images.float().clamp(0, 1)
+    for row, ax in enumerate(ax_rows[:len(order)]):
+        strip = torch.cat(list(pictures[row * steps:(row + 1) * steps]), dim=-1)  # [C, H, W * steps]
+        ax.imshow(strip.permute(1, 2, 0).numpy(), cmap="gray" if strip.shape[0] == 1 else None, vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        j = order[row]
+        ax.set_ylabel(f"{names[j]}\n{float(kl[j]):.1f}", rotation=0, ha="right", va="center", fontsize=8)
+    ax_rows[0].set_title(label, fontsize=10)
+    return [names[j] for j in order]
