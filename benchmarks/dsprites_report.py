@@ -82,11 +82,19 @@ def main() -> None:
             rows = {st: [c[st][name][key] for c in per_seed.values() if st in c and name in c[st]] for st in steps}
             rows = {st: v for st, v in rows.items() if v}
             entry["curves"][title] = {st: spread(v) for st, v in rows.items()}
-            xs = list(rows)
+            # the mean over seeds where every seed has a score; a run extended alone continues dashed
+            n_max = max(len(v) for v in rows.values())
+            xs = [x for x in rows if len(rows[x]) == n_max]
             mean = [statistics.fmean(rows[x]) for x in xs]
             line = ax.plot(xs, mean, marker="o", label=f"{MODELS[model]} ({len(seeds)} seeds)")[0]
             ax.fill_between(xs, [min(rows[x]) for x in xs], [max(rows[x]) for x in xs], alpha=0.2,
                             color=line.get_color())
+            ext = [x for x in rows if x > xs[-1]]
+            for seed, c in per_seed.items():
+                if ext and any(x in c for x in ext):
+                    tail = [xs[-1]] + [x for x in ext if x in c]
+                    ax.plot(tail, [c[x][name][key] for x in tail], "--", marker="o", mfc="none",
+                            color=line.get_color(), label=f"{MODELS[model]}, seed {seed} extended")
             ax.set_title(f"{title} over training (mean, min-max over seeds)")
             ax.set_xlabel("training step")
         for title, name, key in FINAL:
