@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from traversal_figure import labelled_traversal  # noqa: E402
+from report_common import labelled_traversal, metric_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"beta1": "VAE (beta = 1)", "beta4": "beta-VAE (beta = 4)",
@@ -29,10 +29,6 @@ FINAL = [("beta-VAE metric", "beta_vae", "eval_accuracy"), ("FactorVAE metric", 
          ("DCI completeness", "dci", "completeness"), ("DCI informativeness", "dci", "informativeness_test"),
          ("SAP", "sap", "SAP_score")]
 ANCHORS = {"beta-VAE metric": "Higgins et al. 2017 (their protocol): 99.23% beta-VAE, 61.58% VAE, 84.9% PCA"}
-
-
-def curves(run: Path) -> dict[int, dict]:
-    return {int(p.stem[4:]): json.loads(p.read_text()) for p in sorted((run / "metrics").glob("step*.json"))}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -68,7 +64,7 @@ def main() -> None:
     result: dict = {"command": "python benchmarks/dsprites_report.py", "grid": "experiments/dsprites.sh",
                     "models": {}}
     for model, seeds in runs.items():
-        per_seed = {s: c for s, d in seeds.items() if (c := curves(d))}  # seeds with a scored step so far
+        per_seed = {s: c for s, d in seeds.items() if (c := metric_curves(d))}  # seeds with a scored step so far
         seeds = {s: seeds[s] for s in per_seed}
         reached = [max(c) for c in per_seed.values() if c]
         if not reached:
@@ -121,8 +117,7 @@ def main() -> None:
     if best is not None:
         run, mig = best
         tfig, taxes = plt.subplots(10, 3, figsize=(10, 9), squeeze=False)
-        for col in range(3):
-            labelled_traversal(list(taxes[:, col]), run, f"{run.name}, test image {col}", seed_index=col)
+        labelled_traversal([list(taxes[:, col]) for col in range(3)], run, run.name, seed_indices=(0, 1, 2))
         tfig.suptitle(f"Traversals of the run with the best MIG ({mig:.3f}): rows latents by KL (nats), "
                       "values -3 .. 3", fontsize=10)
         tfig.tight_layout()
@@ -139,13 +134,13 @@ def main() -> None:
                  if t in table else "-" for t, _, _ in FINAL]
         print(f"| {e['label']} | {len(e['seeds'])} | {e['at_step']} | " + " | ".join(cells) + " |")
 
-    steps = sorted({st for seeds in runs.values() for d in seeds.values() for st in curves(d)})
+    steps = sorted({st for seeds in runs.values() for d in seeds.values() for st in metric_curves(d)})
     print("\nCurves, per run (MIG / beta-VAE metric):\n")
     print("| run | " + " | ".join(f"step {st:,}" for st in steps) + " |")
     print("|---" * (1 + len(steps)) + "|")
     for model, seeds in runs.items():
         for seed, d in sorted(seeds.items()):
-            c = curves(d)
+            c = metric_curves(d)
             cells = [f"{c[st]['mig']['discrete_mig']:.3f} / {c[st]['beta_vae']['eval_accuracy']:.3f}"
                      if st in c and "mig" in c[st] and "beta_vae" in c[st] else "" for st in steps]
             print(f"| {MODELS[model]}, seed {seed} | " + " | ".join(cells) + " |")

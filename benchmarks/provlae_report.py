@@ -21,7 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from traversal_figure import labelled_traversal  # noqa: E402
+from report_common import labelled_traversal, metric_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"provlae": "pro-VLAE", "vlae": "VLAE (all levels at once)", "beta_vae": "beta-VAE (beta = 8)"}
@@ -40,10 +40,6 @@ def final_eval(run: Path) -> dict:
         return json.loads(path.read_text())
     found = sorted(run.glob("eval_k*.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(found[-1].read_text()) if found else {}
-
-
-def curves(run: Path) -> dict[int, dict]:
-    return {int(p.stem[4:]): json.loads(p.read_text()) for p in sorted((run / "metrics").glob("step*.json"))}
 
 
 def kl_per_level(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -90,7 +86,7 @@ def main() -> None:
                                                                  if re.fullmatch(r"kl_\d+", k)},
                 "active_units": ev.get("active_units"), "eval_command": ev.get("command"),
                 "curves": {st: {t: c[m][k] for t, m, k in FINAL if m in c and k in c[m]}
-                           for st, c in curves(run).items()}}
+                           for st, c in metric_curves(run).items()}}
         finals = defaultdict(list)
         for s in entry["seeds"].values():
             for title, v in s["final"].items():
@@ -119,7 +115,7 @@ def main() -> None:
     shown = [(n, seeds[min(seeds)]) for n in MODELS if (seeds := runs.get(n))]
     fig, axes = plt.subplots(n_rows, len(shown), figsize=(4.2 * len(shown), 0.75 * n_rows + 0.6), squeeze=False)
     for col, (name, run) in enumerate(shown):
-        labelled_traversal(list(axes[:, col]), run, f"{MODELS[name]} ({run.name})")
+        labelled_traversal([list(axes[:, col])], run, f"{MODELS[name]} ({run.name})")
     fig.suptitle("Traversals, values -3 .. 3 (rows: latent, mean KL in nats; levels top first)", fontsize=10)
     fig.tight_layout()
     fig.savefig(docs / "provlae_traversals.png", dpi=110)
