@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from report_common import labelled_traversal, metric_curves  # noqa: E402
+from report_common import final_evaluation, labelled_traversal, metric_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"beta1": "VAE (beta = 1)", "beta4": "beta-VAE (beta = 4)",
@@ -36,20 +36,6 @@ def spread(values: list[float]) -> dict[str, float]:
             "values": values}
 
 
-def best_run(runs: dict[str, dict[int, Path]]) -> tuple[Path, float] | None:
-    """The run whose last final evaluation has the highest MIG."""
-    scored = []
-    for seeds in runs.values():
-        for d in seeds.values():
-            evals = sorted(d.glob("eval_step*.json"), key=lambda p: int(p.stem[9:]))
-            if evals and (m := json.loads(evals[-1].read_text()).get("metrics", {}).get("mig")):
-                scored.append((m["discrete_mig"], d))
-    if not scored:
-        return None
-    mig, d = max(scored, key=lambda t: t[0])
-    return d, mig
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default=str(ROOT / "runs" / "dsprites"))
@@ -61,6 +47,7 @@ def main() -> None:
             runs[d.name.split("_s")[0]][int(d.name.split("_s")[1])] = d
 
     fig, axes = plt.subplots(1, len(CURVES), figsize=(11, 4))
+    scored: list[tuple[float, Path]] = []  # (final MIG, run) for the traversal figure
     result: dict = {"command": "python benchmarks/dsprites_report.py", "grid": "experiments/dsprites.sh",
                     "models": {}}
     for model, seeds in runs.items():
@@ -99,12 +86,14 @@ def main() -> None:
                 entry["at_step_metrics"][title] = spread(vals)
         finals = defaultdict(list)
         for d in seeds.values():
-            evals = sorted(d.glob("eval_step*.json"), key=lambda p: int(p.stem[9:]))  # experiments/dsprites_eval.sh
-            for ev in evals[-1:]:  # the evaluation at the last step reached
-                metrics = json.loads(ev.read_text()).get("metrics", {})
-                for title, name, key in FINAL:
-                    if key in metrics.get(name, {}):
-                        finals[title].append(metrics[name][key])
+            if (found := final_evaluation(d)) is None:  # experiments/dsprites_eval.sh, at the last step reached
+                continue
+            metrics = found[1].get("metrics", {})
+            for title, name, key in FINAL:
+                if key in metrics.get(name, {}):
+                    finals[title].append(metrics[name][key])
+            if "mig" in metrics:
+                scored.append((metrics["mig"]["discrete_mig"], d))
         entry["final_evaluation"] = {t: spread(v) for t, v in finals.items()}
         result["models"][model] = entry
     for ax in axes:
@@ -113,9 +102,8 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "dsprites_curves.png", dpi=90)
     result["anchors"] = ANCHORS
-    best = best_run(runs)
-    if best is not None:
-        run, mig = best
+    if scored:  # the run with the best final MIG
+        mig, run = max(scored, key=lambda t: t[0])
         tfig, taxes = plt.subplots(10, 3, figsize=(10, 9), squeeze=False)
         labelled_traversal([list(taxes[:, col]) for col in range(3)], run, run.name, seed_indices=(0, 1, 2))
         tfig.suptitle(f"Traversals of the run with the best MIG ({mig:.3f}): rows latents by KL (nats), "

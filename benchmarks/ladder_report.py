@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from report_common import final_evaluation  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,20 +30,6 @@ FAMILIES = {"vae": "VAE", "vae_bn": "VAE+BN", "vae_bn_wu": "VAE+BN+WU", "lvae_bn
 ANCHORS = ("Sønderby et al. 2016 (MNIST, 2,000 epochs, L_5000): best LVAE -81.74 nats; "
            "addtt/ladder-vae-pytorch (3-layer conv "
            "LVAE): 79.24 nats (1,000 importance samples)")
-
-
-def best_eval(run: Path) -> dict | None:
-    """The evaluation with the most importance samples, preferring the full test set to a --limit subset."""
-    found = []
-    for p in run.glob("eval_k*.json"):
-        m = re.fullmatch(r"eval_k(\d+)(?:_n(\d+))?", p.stem)
-        if m:
-            found.append((int(m[1]), m[2] is None, p))
-    if not found:
-        return None
-    k, full, path = max(found, key=lambda t: (t[1], t[0]))
-    return json.loads(path.read_text()) | {"file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT)
-                                                          else path)}
 
 
 def training_extent(run: Path) -> dict:
@@ -84,14 +71,16 @@ def main() -> None:
         m = re.fullmatch(r"(.+)_(\d)", run.name)
         if not (run.is_dir() and m and m[1] in FAMILIES):
             continue
-        ev = best_eval(run)
-        if ev is None:
+        found = final_evaluation(run)
+        if found is None:
             print(f"{run.name}: not evaluated yet, left out", file=sys.stderr)
             continue
+        path, ev = found
         rows[run.name] = {"family": FAMILIES[m[1]], "layers": int(m[2]), "nll": ev["nll"], "k": ev["k"],
                           "n_examples": ev["n_examples"], "elbo": ev["elbo"],
                           "kl_per_layer": [ev[f"kl_{i}"] for i in range(1, int(m[2]) + 1) if f"kl_{i}" in ev],
-                          "active_units": ev.get("active_units", {}), "eval_file": ev["file"],
+                          "active_units": ev.get("active_units", {}),
+                          "eval_file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                           "eval_command": ev.get("command"), **training_extent(run)}
     if not rows:
         sys.exit(f"no evaluated runs under {runs_dir}: run experiments/ladder.sh first")

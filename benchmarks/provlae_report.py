@@ -21,7 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from report_common import labelled_traversal, metric_curves  # noqa: E402
+from report_common import final_evaluation, labelled_traversal, metric_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"provlae": "pro-VLAE", "vlae": "VLAE (all levels at once)", "beta_vae": "beta-VAE (beta = 8)"}
@@ -32,14 +32,6 @@ FINAL = [("MIG", "mig", "discrete_mig"), ("MIG-sup", "mig_sup", "discrete_mig_su
 ANCHORS = ("Li et al. 2020, Table 1 (3D Shapes, DeepMind's rendered scenes, 216,000 steps): MIG and "
            "MIG-sup of pro-VLAE above VLAE and beta-VAE; the lecture's traversals: hues at the top level, shape in "
            "the middle, the rest at the bottom")
-
-
-def final_eval(run: Path) -> dict:
-    path = run / "eval_final.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    found = sorted(run.glob("eval_k*.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(found[-1].read_text()) if found else {}
 
 
 def kl_per_level(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -78,7 +70,7 @@ def main() -> None:
     for name, seeds in runs.items():
         entry: dict = {"label": MODELS[name], "seeds": {}}
         for seed, run in seeds.items():
-            ev = final_eval(run)
+            ev = (final_evaluation(run) or (None, {}))[1]
             scores = ev.get("metrics", {})
             entry["seeds"][seed] = {
                 "final": {title: scores[m][k] for title, m, k in FINAL if m in scores and k in scores[m]},

@@ -5,6 +5,7 @@ and latent traversals with labelled rows for the docs (each row a latent, its na
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -13,6 +14,23 @@ import torch
 def metric_curves(run: Path) -> dict[int, dict]:
     """{step: the metrics scored at that step} from run/metrics/stepNNNNNNN.json."""
     return {int(p.stem[4:]): json.loads(p.read_text()) for p in sorted((run / "metrics").glob("step*.json"))}
+
+
+def final_evaluation(run: Path) -> tuple[Path, dict] | None:
+    """A run's final ``vaekit evaluate`` JSON: eval_final.json (experiments/shapes3d.sh), else the eval_stepN.json
+    of the last step N (experiments/dsprites_eval.sh), else the eval_kK[_nN].json with the full test set preferred
+    and the most importance samples (experiments/ladder.sh); None before any."""
+    if (run / "eval_final.json").is_file():
+        path = run / "eval_final.json"
+    elif steps := sorted(run.glob("eval_step*.json"), key=lambda p: int(p.stem[9:])):
+        path = steps[-1]
+    else:
+        found = [(m[2] is None, int(m[1]), p) for p in run.glob("eval_k*.json")
+                 if (m := re.fullmatch(r"eval_k(\d+)(?:_n(\d+))?", p.stem))]
+        if not found:
+            return None
+        path = max(found, key=lambda t: t[:2])[2]
+    return path, json.loads(path.read_text())
 
 
 @torch.no_grad()
