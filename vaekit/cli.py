@@ -66,6 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from vaekit.io import load_run
 
     model, cfg, run_dir = load_run(args.run)
+    model.to(_device(args.device))
     if args.data_dir:
         cfg.data.dir = args.data_dir
     given = {"nll_samples": args.nll_samples, "limit": args.limit, "chunk_size": args.chunk_size,
@@ -82,6 +83,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result = evaluate_run(model, cfg, run_dir, progress=not args.quiet,
                           command="vaekit " + shlex.join(sys.argv[1:]))
     print(json.dumps(result, indent=2))
+
+
+def _device(name: str) -> Any:
+    """``auto``: the GPU where there is one, else the CPU; otherwise a torch device name (cpu, cuda, cuda:1)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"--device {name!r} is no torch device (cpu, cuda, cuda:1 or auto)") from e
 
 
 def _require(model: Any, ability: Any, what: str) -> None:
@@ -196,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", help="disentanglement metrics on data with known factors, e.g. "
                                      "mig,dci,sap,factor_vae,beta_vae")
     e.add_argument("--data-dir")
+    e.add_argument("--device", default="auto", help="where the model runs: auto (the GPU if any), cpu, cuda")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 

@@ -76,10 +76,13 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     shifted = {"elbo", "rec", "log_likelihood", "bound", "iwae_bound"}  # log-likelihoods: density -> 8-bit data
     result.update({k: v / n - (nats_offset if k in shifted else 0.0) for k, v in sums.items()})
     if has(model, Ability.LATENT_MEANS):
-        result["active_units"] = active_units(model.latent_means, batches)
+        device = next(model.parameters()).device  # the batches come on the CPU
+        result["active_units"] = active_units(lambda b: model.latent_means({k: v.to(device) for k, v in b.items()}),
+                                              batches)
     else:
         skipped["active_units"] = f"{name} declares no latent means"
-    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(worker_mib))
+    result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(worker_mib),
+                  device=str(next(model.parameters()).device))
     if nats_offset:
         result["nats_offset"] = nats_offset  # D log 256: from the density of dequantized values to 8-bit NLL
     if skipped:
