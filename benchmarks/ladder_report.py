@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=2000, help="test images in the Figure 6 analogue")
     ap.add_argument("--docs", default=str(ROOT / "docs"))
     ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--experiment", default="experiments/ladder.sh", help="the script that made the runs")
+    ap.add_argument("--budget", default="", help="the machine and budget, in words, for the figure and the JSON")
     args = ap.parse_args()
     runs_dir, docs, results = Path(args.runs), Path(args.docs), Path(args.results)
     rows: dict[str, dict] = {}
@@ -94,7 +97,7 @@ def main() -> None:
     ax.set_xlabel("stochastic layers")
     ax.set_ylabel("test log-likelihood (nats, L_k)")
     ax.set_xticks(sorted({r["layers"] for r in rows.values()}))
-    ax.set_title("Figure 3 analogue: MNIST, equal budget per run")
+    ax.set_title("Figure 3 analogue: MNIST, equal budget per run" + (f"\n({args.budget})" if args.budget else ""))
     ax.legend()
     fig.tight_layout()
     fig.savefig(docs / "ladder_fig3.png", dpi=120)
@@ -118,8 +121,8 @@ def main() -> None:
         fig.savefig(docs / "ladder_fig6.png", dpi=110)
         plt.close(fig)
 
-    out = {"command": "python benchmarks/ladder_report.py", "experiment": "experiments/ladder.sh",
-           "anchors": ANCHORS, "runs": rows,
+    out = {"command": "python " + shlex.join(sys.argv), "experiment": args.experiment,
+           **({"budget": args.budget} if args.budget else {}), "anchors": ANCHORS, "runs": rows,
            "figures": ["docs/ladder_fig3.png"] + (["docs/ladder_fig6.png"] if pca else [])}
     results.mkdir(parents=True, exist_ok=True)
     (results / "ladder_mnist.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -70,8 +70,13 @@ def test_cli_train_evaluate_sample_reconstruct(tmp_path: Path, data_dir: Path,
     assert main(["train", "vae", *TINY[:3], "--data-dir", str(data_dir), *TINY[3:], "--epochs", "2",
                  "--out", str(run)]) == 0
     assert main(["evaluate", str(run), "--nll-samples", "20", "--limit", "64", "--quiet",
+                 "--data-dir", str(data_dir), "--device", "not-a-device"]) == 2
+    assert "--device 'not-a-device' is no torch device" in capsys.readouterr().err
+    assert not (run / "eval_k20_n64.json").exists()
+    assert main(["evaluate", str(run), "--nll-samples", "20", "--limit", "64", "--quiet",
                  "--data-dir", str(data_dir)]) == 0
     result = json.loads((run / "eval_k20_n64.json").read_text())
+    assert result["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")  # --device auto
     # NLL = -L_20 <= -L_1 = -ELBO, and KL >= 0; a barely-trained model sits between 100 and 550 nats.
     assert result["n_examples"] == 64 and result["nll"] <= -result["elbo"] + 1.0 and result["kl"] >= 0
     assert 100 < result["nll"] < 550
