@@ -141,6 +141,18 @@ def test_each_metrics_row_holds_its_own_step(tmp_path: Path, data_dir: Path) -> 
         assert float(r["train/loss"]) == pytest.approx(rec.losses[int(r["step"])], rel=1e-6)
 
 
+def test_resume_with_max_steps_reaches_them(tmp_path: Path, data_dir: Path) -> None:
+    """A run bounded by trainer.max_steps, resumed twice from end-of-epoch checkpoints, still takes all its steps
+    (Lightning alone counted each resumed epoch twice against max_epochs and stopped 5 steps short each time)."""
+    over = [*TINY, f"data.dir={data_dir}", "trainer.max_steps=30"]
+    for epochs, steps in ((2, 10), (4, 20), (6, 30)):
+        cfg = load_config({"model": "vae", "name": "m"}, [*over, f"train.epochs={epochs}"])
+        _, trainer = fit(cfg, tmp_path, resume="auto" if epochs > 2 else None)
+        assert trainer.global_step == steps
+    cfg = load_config({"model": "vae", "name": "m"}, [*over, "train.epochs=9"])
+    _, trainer = fit(cfg, tmp_path, resume="auto")
+    assert trainer.global_step == 30  # max_steps still binds when the epochs would allow more
+
 @pytest.mark.parametrize(("stop", "saved"), [(7, 6), (11, 10)], ids=["mid-epoch", "epoch-end"])
 def test_resume_replays_the_uninterrupted_run(tmp_path: Path, data_dir: Path, stop: int, saved: int) -> None:
     """Stopped mid-epoch (after step 7 of 5-batch epochs, a checkpoint every step) or just after an epoch's

@@ -512,8 +512,14 @@ def fit(
                                                cfg.eval.metrics_seed, t.metric_settings))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
+    limits = {**_trainer_args(cfg), "max_epochs": t.epochs}
+    if cfg.trainer.max_steps >= 0:
+        # Lightning restarts a run with max_steps set without resyncing its epoch counters: each resume from an
+        # end-of-epoch checkpoint counts that epoch twice against max_epochs (a 12,000-step run stopped at 11,000).
+        # Both limits in steps, then, and the steps decide.
+        limits.update(max_steps=_total_steps(cfg, len(train_loader)), max_epochs=-1)
     trainer = L.Trainer(
-        **_trainer_args(cfg), max_epochs=t.epochs, logger=_loggers(run_dir, t.loggers, resume_step),
+        **limits, logger=_loggers(run_dir, t.loggers, resume_step),
         callbacks=callbacks,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, enable_model_summary=False,
         default_root_dir=str(run_dir), num_sanity_val_steps=0, use_distributed_sampler=False,
