@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import re
+import shlex
 import statistics
 import sys
 from collections import defaultdict
@@ -54,6 +55,8 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "shapes3d"))
     ap.add_argument("--docs", default=str(ROOT / "docs"))
     ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--experiment", default="experiments/shapes3d.sh", help="the script that made the runs")
+    ap.add_argument("--budget", default="", help="the machine and budget, in words, for the JSON")
     args = ap.parse_args()
     runs_dir, docs, results = Path(args.runs), Path(args.docs), Path(args.results)
     runs: dict[str, dict[int, Path]] = defaultdict(dict)
@@ -64,8 +67,8 @@ def main() -> None:
     if not runs:
         sys.exit(f"no trained runs under {runs_dir}: run experiments/shapes3d.sh first")
     docs.mkdir(parents=True, exist_ok=True)
-    out: dict = {"command": "python benchmarks/provlae_report.py", "experiment": "experiments/shapes3d.sh",
-                 "anchors": ANCHORS, "models": {}}
+    out: dict = {"command": "python " + shlex.join(sys.argv), "experiment": args.experiment,
+                 **({"budget": args.budget} if args.budget else {}), "anchors": ANCHORS, "models": {}}
 
     for name, seeds in runs.items():
         entry: dict = {"label": MODELS[name], "seeds": {}}
