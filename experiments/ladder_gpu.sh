@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 10's Ladder VAE comparison (experiments/ladder.sh) on one GPU: the eight runs train at once, each for
 # EPOCHS epochs with warm-up over the first tenth (the paper's 1:10 ratio), stopped at MAX_TIME whatever epoch
-# they reached; then each is evaluated with L_5000 on the GPU. Written for a short GPU loan:
-#   EPOCHS=100 MAX_TIME=00:00:05:30 OUT_DIR=runs/ladder_gpu bash experiments/ladder_gpu.sh
+# they reached; then each is evaluated with L_5000 on the GPU. Written for a short GPU loan; BENCHMARKS.md
+# section 11 is (on one H100, 8 runs sharing it; 97 to 100 epochs reached):
+#   EPOCHS=100 MAX_TIME=00:00:09:00 OUT_DIR=runs/ladder_gpu bash experiments/ladder_gpu.sh
 set -u
 VAEKIT=${VAEKIT:-vaekit}
 EPOCHS=${EPOCHS:-100}

@@ -153,6 +153,7 @@ def test_resume_with_max_steps_reaches_them(tmp_path: Path, data_dir: Path) -> N
     _, trainer = fit(cfg, tmp_path, resume="auto")
     assert trainer.global_step == 30  # max_steps still binds when the epochs would allow more
 
+
 @pytest.mark.parametrize(("stop", "saved"), [(7, 6), (11, 10)], ids=["mid-epoch", "epoch-end"])
 def test_resume_replays_the_uninterrupted_run(tmp_path: Path, data_dir: Path, stop: int, saved: int) -> None:
     """Stopped mid-epoch (after step 7 of 5-batch epochs, a checkpoint every step) or just after an epoch's

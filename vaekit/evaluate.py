@@ -47,6 +47,7 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     if len(test) == 0:
         raise ValueError("the test set is empty: nothing to evaluate")
     model.eval()
+    device = next(model.parameters()).device
     torch.manual_seed(seed)
     batches = iterate(_limited(test, cfg.limit), cfg.batch_size, seed=seed)
     name = model.__class__.__name__
@@ -75,14 +76,13 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
             result["k"] = cfg.nll_samples
     shifted = {"elbo", "rec", "log_likelihood", "bound", "iwae_bound"}  # log-likelihoods: density -> 8-bit data
     result.update({k: v / n - (nats_offset if k in shifted else 0.0) for k, v in sums.items()})
-    if has(model, Ability.LATENT_MEANS):
-        device = next(model.parameters()).device  # the batches come on the CPU
+    if has(model, Ability.LATENT_MEANS):  # the batches come on the CPU, the model may be on a GPU
         result["active_units"] = active_units(lambda b: model.latent_means({k: v.to(device) for k, v in b.items()}),
                                               batches)
     else:
         skipped["active_units"] = f"{name} declares no latent means"
     result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(worker_mib),
-                  device=str(next(model.parameters()).device))
+                  device=str(device))
     if nats_offset:
         result["nats_offset"] = nats_offset  # D log 256: from the density of dequantized values to 8-bit NLL
     if skipped:
