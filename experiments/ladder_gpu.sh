@@ -7,7 +7,7 @@
 set -u
 VAEKIT=${VAEKIT:-vaekit}
 EPOCHS=${EPOCHS:-100}
-MAX_TIME=${MAX_TIME:-00:00:05:30}
+MAX_TIME=${MAX_TIME:-00:00:09:00}
 OUT_DIR=${OUT_DIR:-runs/ladder_gpu}
 EVAL_TIMEOUT=${EVAL_TIMEOUT:-300}  # seconds; an evaluation cut short leaves no eval_k5000.json
 EXTRA=${EXTRA:-}  # more overrides for every run (a smoke test: trainer.limit_train_batches=2)

@@ -77,8 +77,7 @@ def evaluate(model: nn.Module, test: Dataset, cfg: EvalConfig, dims: int, nats_o
     shifted = {"elbo", "rec", "log_likelihood", "bound", "iwae_bound"}  # log-likelihoods: density -> 8-bit data
     result.update({k: v / n - (nats_offset if k in shifted else 0.0) for k, v in sums.items()})
     if has(model, Ability.LATENT_MEANS):  # the batches come on the CPU, the model may be on a GPU
-        result["active_units"] = active_units(lambda b: model.latent_means({k: v.to(device) for k, v in b.items()}),
-                                              batches)
+        result["active_units"] = active_units(lambda b: model.latent_means(_on(device, b)), batches)
     else:
         skipped["active_units"] = f"{name} declares no latent means"
     result.update(n_examples=n, seconds=round(time.perf_counter() - start, 1), peak_rss_mib=_peak_rss(worker_mib),
@@ -110,13 +109,18 @@ def _peak_rss(worker_mib: float | None) -> dict[str, float]:
     return {k: round(v, 1) for k, v in mib.items()}
 
 
+def _on(device: torch.device, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch (served on the CPU) moved to the model's device."""
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def _accumulate(model: nn.Module, batches: Any, how: str | None, cfg: EvalConfig) -> tuple[float, dict, int]:
     """Sum over ``batches`` of log p(x) (or L_k) and of the model's loss terms (per example), and the count.
     Memory stays bounded: one batch, and ``cfg.chunk_size`` importance samples of it, at a time."""
     device = next(model.parameters()).device
     log_px, n, sums = 0.0, 0, {}
     for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = _on(device, batch)
         b = batch["x"].shape[0]
         if how == "exact":
             log_px += float(model.log_likelihood(batch).sum())

@@ -488,7 +488,8 @@ def fit(
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
-    model.check_budget(_total_steps(cfg, len(train_loader)))  # e.g. a fade-in that would outlast the training
+    total_steps = _total_steps(cfg, len(train_loader))
+    model.check_budget(total_steps)  # e.g. a fade-in that would outlast the training
     check_writable(run_dir, run_footprint(model))
     write_config(cfg, run_dir)
     module = VAEModule(model, plain(cfg.to_dict()))
@@ -517,7 +518,7 @@ def fit(
         # Lightning restarts a run with max_steps set without resyncing its epoch counters: each resume from an
         # end-of-epoch checkpoint counts that epoch twice against max_epochs (a 12,000-step run stopped at 11,000).
         # Both limits in steps, then, and the steps decide.
-        limits.update(max_steps=_total_steps(cfg, len(train_loader)), max_epochs=-1)
+        limits.update(max_steps=total_steps, max_epochs=-1)
     trainer = L.Trainer(
         **limits, logger=_loggers(run_dir, t.loggers, resume_step),
         callbacks=callbacks,
