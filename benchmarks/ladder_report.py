@@ -5,7 +5,8 @@ the 5-layer VAE+BN+WU and LVAE+BN+WU). Writes results/ladder_mnist.json, docs/la
 docs/ladder_fig6.png, and prints the Markdown tables for BENCHMARKS.md.
 
 Usage: python benchmarks/ladder_report.py [--runs runs/ladder] [--points 2000] [--docs docs] [--results results]
-(each run's evaluation is its eval_k*.json with the most importance samples, the full test set preferred)."""
+[--tag _400ep] (each run's evaluation is its eval_k*.json with the most importance samples, the full test set
+preferred; a tag is appended to the names of the JSON and the figures, so a second experiment keeps the first's)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,23 @@ def posterior_pca(run: Path, n: int) -> tuple[list, list[int], torch.Tensor]:
     return [PCA(2, random_state=0).fit_transform(z.numpy()) for z in h.z], [z.shape[-1] for z in h.z], batch["y"]
 
 
+def plot_fig3(rows: dict[str, dict], depths: list[int], budget: str, path: Path) -> None:
+    """Test log-likelihood against the number of stochastic layers, one line per family."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label in FAMILIES.values():
+        pts = sorted((r["layers"], -r["nll"]) for r in rows.values() if r["family"] == label)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set_xlabel("stochastic layers")
+    ax.set_ylabel("test log-likelihood (nats, L_k)")
+    ax.set_xticks(depths)
+    ax.set_title("Figure 3 analogue: MNIST, equal budget per run" + (f"\n({budget})" if budget else ""))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(ROOT / "runs" / "ladder"))
@@ -67,6 +85,7 @@ def main() -> None:
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--experiment", default="experiments/ladder.sh", help="the script that made the runs")
     ap.add_argument("--budget", default="", help="the machine and budget, in words, for the figure and the JSON")
+    ap.add_argument("--tag", default="", help="appended to the output names: results/ladder_mnist<tag>.json ...")
     args = ap.parse_args()
     runs_dir, docs, results = Path(args.runs), Path(args.docs), Path(args.results)
     rows: dict[str, dict] = {}
@@ -89,19 +108,11 @@ def main() -> None:
         sys.exit(f"no evaluated runs under {runs_dir}: run experiments/ladder.sh first")
 
     docs.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for label in FAMILIES.values():
-        pts = sorted((r["layers"], -r["nll"]) for r in rows.values() if r["family"] == label)
-        if pts:
-            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
-    ax.set_xlabel("stochastic layers")
-    ax.set_ylabel("test log-likelihood (nats, L_k)")
-    ax.set_xticks(sorted({r["layers"] for r in rows.values()}))
-    ax.set_title("Figure 3 analogue: MNIST, equal budget per run" + (f"\n({args.budget})" if args.budget else ""))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(docs / "ladder_fig3.png", dpi=120)
-    plt.close(fig)
+    figures = []
+    depths = sorted({r["layers"] for r in rows.values()})
+    if len(depths) > 1:  # a curve over depth needs more than one depth
+        figures.append(f"docs/ladder_fig3{args.tag}.png")
+        plot_fig3(rows, depths, args.budget, docs / f"ladder_fig3{args.tag}.png")
 
     pca = {}
     for name in ("vae_bn_wu_5", "lvae_bn_wu_5"):
@@ -118,14 +129,15 @@ def main() -> None:
             row_axes[0].set_ylabel(f"{rows[name]['family']}, 5 layers")
         fig.colorbar(sc, ax=axes, ticks=range(10), label="digit", shrink=0.8)
         fig.suptitle("Figure 6 analogue: PCA of one sample from each layer's posterior, test images")
-        fig.savefig(docs / "ladder_fig6.png", dpi=110)
+        fig.savefig(docs / f"ladder_fig6{args.tag}.png", dpi=110)
         plt.close(fig)
+        figures.append(f"docs/ladder_fig6{args.tag}.png")
 
     out = {"command": "python " + shlex.join(sys.argv), "experiment": args.experiment,
            **({"budget": args.budget} if args.budget else {}), "anchors": ANCHORS, "runs": rows,
-           "figures": ["docs/ladder_fig3.png"] + (["docs/ladder_fig6.png"] if pca else [])}
+           "figures": figures}
     results.mkdir(parents=True, exist_ok=True)
-    (results / "ladder_mnist.json").write_text(json.dumps(out, indent=2) + "\n")
+    (results / f"ladder_mnist{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
 
     print("| model | layers | epochs | test NLL (nats) | k | ELBO | KL per layer (z_1 .. z_L) | active units |")
     print("|---|---|---|---|---|---|---|---|")
