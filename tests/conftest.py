@@ -13,7 +13,7 @@ def shared_data() -> Path | None:
     """The MNIST folder: $VAEKIT_DATA, else ../shared/data beside the checkout."""
     for cand in (os.environ.get("VAEKIT_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data"):
         if cand and (Path(cand) / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
-            return Path(cand)
+            return Path(cand).resolve()  # absolute: some tests change the working directory
     return None
 
 
