@@ -111,8 +111,8 @@ def main() -> None:
     figures = []
     depths = sorted({r["layers"] for r in rows.values()})
     if len(depths) > 1:  # a curve over depth needs more than one depth
-        figures.append(f"docs/ladder_fig3{args.tag}.png")
         plot_fig3(rows, depths, args.budget, docs / f"ladder_fig3{args.tag}.png")
+        figures.append(f"docs/ladder_fig3{args.tag}.png")
 
     pca = {}
     for name in ("vae_bn_wu_5", "lvae_bn_wu_5"):

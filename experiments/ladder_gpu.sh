@@ -23,7 +23,7 @@ L=([1]="model.latent_dims=[64] model.hidden=[512]"
    [5]="model.latent_dims=[64,32,16,8,4] model.hidden=[512,256,128,64,32]")
 WARMUP="model.kl_weight={start: 0.0, end: 1.0, length: $(( (EPOCHS + 9) / 10 )), unit: epoch}"
 NONE="model.kl_weight={start: 1.0, end: 1.0}"
-run() {  # name recipe overrides...: train, then L_5000 on the GPU
+run() {  # name recipe overrides...: train, then L_5000 (on the GPU where there is one)
   local name=$1 recipe=$2; shift 2
   [[ -z $RUNS || " $RUNS " == *" $name "* ]] || return 0
   # shellcheck disable=SC2086
