@@ -257,6 +257,10 @@ def test_oscillator_recipe_trains_and_rolls_out(tmp_path: Path) -> None:
                                   baseline=baseline.model.eval())
     assert result["model"]["jump5"]["frames_ahead"] == [5, 10] and len(result["model"]["jump2"]["mse"]) == 5
     assert len(result["baseline"]["position_mse"]) == 10
+    assert result["reconstruction"]["frames_ahead"] == [0] and result["reconstruction"]["mse"][0] > 0
+    # the LSTM has no reconstruction: its horizon 0 is the last context frame itself, so its error there is 0
+    as_model = evaluate_predictions(baseline.model.eval(), batch, 10, 4, samples=2)
+    assert as_model["reconstruction"]["mse"] == [0.0] and as_model["reconstruction"]["position_mse"][0] > 0
     copy = result["copy_last"]
     x, pos = batch["x"], batch["state"][..., 0]
     torch.testing.assert_close(torch.tensor(copy["mse"][2]), (x[:, 9] - x[:, 12]).pow(2).mean())

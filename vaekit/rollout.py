@@ -58,7 +58,9 @@ def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: in
     the batch (the oscillator), ``position_mse`` against the noise-free position. Baselines: ``copy_last`` (the
     last context frame, for every frame ahead) and, if given, ``baseline`` (e.g. an ``lstm_predictor``). With a
     ``judge`` (vaekit.digit_classifier) and labels in the batch, ``identity``: the share of predicted frames (each
-    sample's, binarized at 0.5) in which the judge names the sequence's digit, per frame ahead."""
+    sample's, binarized at 0.5) in which the judge names the sequence's digit, per frame ahead. ``reconstruction``
+    scores the same way the model's rendering of the last context frame (frames ahead 0), the ceiling of its
+    rollouts."""
     x = batch["x"]
     _check(x, context, horizon, 1)
     truth_pos = batch["state"][..., 0] if "state" in batch else None
@@ -86,6 +88,8 @@ def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: in
         if horizon // jump:
             pred = model.rollout(x[:, :context], horizon, jump, samples)
             result["model"][f"jump{jump}"] = score(pred, _landing(context, horizon, jump))
+    # Horizon 0, the model's own picture of the last context frame: no rollout can keep more of the digit than this
+    result["reconstruction"] = score(model.rollout(x[:, :context], 0, 1, samples), [context - 1])
     every = _landing(context, horizon, 1)
     result["copy_last"] = score(x[:, context - 1 : context].expand(-1, len(every), *x.shape[2:])[None], every)
     if baseline is not None:
