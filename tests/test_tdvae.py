@@ -165,6 +165,19 @@ def test_rollout_of_horizon_0_is_the_reconstruction_and_jumps_land_every_jth_fra
         model.rollout(x[:, :6], 4, 4)
 
 
+def test_a_conv_decoder_draws_each_frame_from_its_own_state_and_needs_image_frames() -> None:
+    model = _model(decoder="conv", decoder_channels=(4, 8)).eval()
+    z = torch.randn(3, 5, 2 * TINY["latent_size"])
+    p = model.p_D(z)
+    assert p.batch_shape == (3, 5) and p.mean.shape == (3, 5, 1, 8, 8)
+    torch.testing.assert_close(p.mean[2, 4], model.p_D(z[2, 4:5]).mean[0])  # leading dims fold, never mix
+    out = model.loss({"x": torch.bernoulli(torch.full((4, 10, 1, 8, 8), 0.3))})
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and model.decoder.deconv[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="image frames"):
+        _model(input_shape=(1,), decoder="conv")
+
+
 def test_figures_show_true_futures_above_sampled_rollouts() -> None:
     model = _model(max_jump=2).eval()
     x = torch.bernoulli(torch.full((4, 10, 1, 8, 8), 0.3))

@@ -40,7 +40,7 @@ from torch.distributions import Distribution, constraints
 from vaekit.figure_types import Curve, Figure, ImageGrid
 from vaekit.likelihoods import LIKELIHOODS, DiagonalGaussian
 from vaekit.models.base import Ability, Batch, LossOutput, Model
-from vaekit.nets import MLP
+from vaekit.nets import MLP, ConvDecoder, fold
 from vaekit.registry import register
 from vaekit.schedules import Ramp
 
@@ -55,6 +55,10 @@ class TDVAEConfig:
     layers: Annotated[int, Ge(1)] = 2  # stochastic layers of z (the paper and the reference use 2)
     hidden: Annotated[int, Ge(1)] = 50  # width of the D blocks of p_B, p_T and p_S
     decoder_hidden: tuple[int, ...] = (200, 200)  # p_D: an MLP z -> frame (tanh), as the reference's
+    # p_D's network: the reference's MLP, or (image frames) an fc layer of decoder_hidden[-1] then transposed convs
+    # of decoder_channels, which draw a shape at any offset with the same filters where an MLP learns each offset
+    decoder: Literal["mlp", "conv"] = "mlp"
+    decoder_channels: tuple[int, ...] = (32, 64)
     max_jump: Annotated[int, Ge(1)] = 4  # D: t2 - t1 is uniform on 1..D (reference: 4)
     jump_input: bool = True  # give p_T and p_S the jump (one-hot), so rollouts can choose it
     pairs: Annotated[int, Ge(1)] = 1  # (t1, t2) pairs drawn per sequence and step, J averaged over them
@@ -158,8 +162,13 @@ class TDVAE(Model):
         self.p_T = ConditionalGaussian(z + n_jump, config.hidden, config.latent_size, config.layers)
         self.p_S = ConditionalGaussian(z + 2 * config.belief_size + n_jump, config.hidden, config.latent_size,
                                        config.layers)
-        self.decoder = MLP([z, *config.decoder_hidden, n_params * n_x], "tanh")
         self._param_shape = (n_params * self.frame_shape[0], *self.frame_shape[1:])
+        if config.decoder == "conv":
+            if len(self.frame_shape) != 3:
+                raise ValueError(f"decoder=conv draws image frames (C, H, W), not frames of shape {self.frame_shape}")
+            self.decoder = ConvDecoder(z, self._param_shape, config.decoder_channels, config.decoder_hidden[-1])
+        else:
+            self.decoder = MLP([z, *config.decoder_hidden, n_params * n_x], "tanh")
 
     # -- the four distributions -------------------------------------------------------------------------
     def belief(self, x: Tensor) -> Tensor:
@@ -168,8 +177,11 @@ class TDVAE(Model):
 
     def p_D(self, z: Tensor) -> Distribution:
         """p_D(x | z) over one frame, for z of any leading shape."""
-        params = self.decoder(z)
-        return self._likelihood(params.view(*params.shape[:-1], *self._param_shape).float(), len(self.frame_shape))
+        if self.config.decoder == "conv":
+            params = fold(self.decoder, z, 1)
+        else:
+            params = self.decoder(z).unflatten(-1, self._param_shape)
+        return self._likelihood(params.float(), len(self.frame_shape))
 
     def _jump(self, delta: Tensor | int, like: Tensor) -> list[Tensor]:
         """The one-hot jump that p_T and p_S are given (nothing without ``jump_input``)."""
