@@ -17,24 +17,22 @@ from typing import Any
 import yaml
 from tdvae_report import checks
 
+from vaekit.config import load_config, plain, resolved_model
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "tdvae_moving_mnist.yaml"
 
 
 def differences(run: Path) -> dict[str, Any]:
-    """The run's model/data/train settings that differ from the recipe's (keys the recipe leaves out included)."""
-    recipe, used = yaml.safe_load(RECIPE.read_text()), yaml.safe_load((run / "config.yaml").read_text())
-    out = {}
-    for section in ("model", "data", "train"):
-        for key, value in used.get(section, {}).items():
-            if key in recipe.get(section, {}) and recipe[section][key] != value and key not in ("epochs", "threads"):
-                out[f"{section}.{key}"] = value
-    if used["model"].get("decoder", "mlp") != "mlp":
-        out["model.decoder"] = used["model"]["decoder"]
-        out["model.decoder_channels"] = used["model"]["decoder_channels"]
-    if used["model"]["kl_weight"]["start"] != used["model"]["kl_weight"]["end"]:
-        out["model.kl_weight"] = used["model"]["kl_weight"]
-    return out
+    """The run's model/data/train settings that differ from the recipe's, its defaults filled in (epochs and
+    threads aside: a budget, not a setting)."""
+    used = yaml.safe_load((run / "config.yaml").read_text())
+    recipe = load_config(RECIPE)
+    recipe.model = resolved_model(recipe.model, {"input_shape": tuple(used["model"]["input_shape"])})
+    base = plain(recipe.to_dict())
+    return {f"{section}.{key}": value for section in ("model", "data", "train")
+            for key, value in used[section].items()
+            if base[section].get(key) != value and key not in ("epochs", "threads")}
 
 
 def last_validation(run: Path) -> dict[str, Any]:

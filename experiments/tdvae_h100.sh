@@ -9,7 +9,7 @@
 #   wide_b512_lr1e3   that, at twice the learning rate
 #   wider_b512        belief 256, two stochastic layers of 32, D blocks of 256, 800-wide decoder layers, batch 512
 # The weights (and the resumed run's checkpoint) are packed under PACK for `vaekit rollout --evaluate` on a CPU.
-#   RESUME=.devdata/wide RESUME_ELAPSED=9204 TRAIN_TIME=390 VAEKIT="python3 -m vaekit.cli" PACK=$OUT \
+#   RESUME=.devdata/wide RESUME_ELAPSED=9204 TRAIN_TIME=420 VAEKIT="python3 -m vaekit.cli" PACK=$OUT \
 #     bash experiments/tdvae_h100.sh
 set -u
 VAEKIT=${VAEKIT:-vaekit}
