@@ -290,12 +290,13 @@ def test_oscillator_recipe_trains_and_rolls_out(tmp_path: Path) -> None:
     assert all(math.isfinite(v) for v in written["model"]["jump1"]["mse"])
 
 
-def test_moving_mnist_recipe_trains_and_rolls_out(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("recipe", ["tdvae_moving_mnist", "tdvae_moving_mnist_conv"])
+def test_moving_mnist_recipe_trains_and_rolls_out(recipe: str, tmp_path: Path, data_dir: Path) -> None:
     from vaekit.rollout import rollout_figure
     from vaekit.train import fit
 
-    cfg = load_config("configs/tdvae_moving_mnist.yaml", [*FAST, f"data.dir={data_dir / 'mnist'}", "data.val_size=64",
-                                                          "data.batch_size=16", "model.preprocess=[32]"])
+    cfg = load_config(f"configs/{recipe}.yaml", [*FAST, f"data.dir={data_dir / 'mnist'}", "data.val_size=64",
+                                                 "data.batch_size=16", "model.preprocess=[32]"])
     _, trainer = fit(cfg, tmp_path)
     assert trainer.global_step == 3 and (tmp_path / "figures" / "rollout_jump4_epoch0001.png").exists()
     png, gif = rollout_figure(tmp_path, context=8, horizon=12, jump=2, samples=2, sequences=3)
