@@ -89,7 +89,7 @@ def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: in
             pred = model.rollout(x[:, :context], horizon, jump, samples)
             result["model"][f"jump{jump}"] = score(pred, _landing(context, horizon, jump))
     # Horizon 0, the model's own picture of the last context frame: no rollout can keep more of the digit than this
-    result["reconstruction"] = score(model.rollout(x[:, :context], 0, 1, samples), [context - 1])
+    result["reconstruction"] = score(model.rollout(x[:, :context], 0, 1, samples), _landing(context, 0, 1))
     every = _landing(context, horizon, 1)
     result["copy_last"] = score(x[:, context - 1 : context].expand(-1, len(every), *x.shape[2:])[None], every)
     if baseline is not None:

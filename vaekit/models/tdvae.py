@@ -167,8 +167,9 @@ class TDVAE(Model):
             if len(self.frame_shape) != 3:
                 raise ValueError(f"decoder=conv draws image frames (C, H, W), not frames of shape {self.frame_shape}")
             self.decoder = ConvDecoder(z, self._param_shape, config.decoder_channels, config.decoder_hidden[-1])
-        else:
-            self.decoder = MLP([z, *config.decoder_hidden, n_params * n_x], "tanh")
+        else:  # the flat output shaped as the frame's parameters (Unflatten has no weights: checkpoints unchanged)
+            self.decoder = MLP([z, *config.decoder_hidden, n_params * n_x], "tanh").append(
+                nn.Unflatten(-1, self._param_shape))
 
     # -- the four distributions -------------------------------------------------------------------------
     def belief(self, x: Tensor) -> Tensor:
@@ -177,11 +178,7 @@ class TDVAE(Model):
 
     def p_D(self, z: Tensor) -> Distribution:
         """p_D(x | z) over one frame, for z of any leading shape."""
-        if self.config.decoder == "conv":
-            params = fold(self.decoder, z, 1)
-        else:
-            params = self.decoder(z).unflatten(-1, self._param_shape)
-        return self._likelihood(params.float(), len(self.frame_shape))
+        return self._likelihood(fold(self.decoder, z, 1).float(), len(self.frame_shape))
 
     def _jump(self, delta: Tensor | int, like: Tensor) -> list[Tensor]:
         """The one-hot jump that p_T and p_S are given (nothing without ``jump_input``)."""
