@@ -25,6 +25,7 @@ test: $(BIN)/vaekit
 
 lint: $(BIN)/vaekit
 	$(BIN)/ruff check vaekit tests benchmarks
+	$(BIN)/lint-imports  # the layers and the nevers: [tool.importlinter] in pyproject.toml
 
 bench: $(BIN)/vaekit
 	VAEKIT_DATA=$(DATA) bash benchmarks/run.sh

@@ -24,9 +24,9 @@ from bench_vaekit import EpochTimer, matmul_peak
 from common import OUT, machine, record
 from torch.utils.flop_counter import FlopCounterMode
 
-from vaekit import registry
-from vaekit.config import load_config
-from vaekit.train import fit
+from vaekit.models import registry
+from vaekit.run.config import load_config
+from vaekit.run.fit import fit
 
 warnings.filterwarnings("ignore")
 B = 64

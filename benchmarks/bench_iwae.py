@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from vaekit.estimators import log_mean_exp
+from vaekit.core.estimators import log_mean_exp
 from vaekit.models.iwae import IWAE, IWAEConfig
 
 LAYERS = {"one": ((50,), ((200, 200),)), "two": ((100, 50), ((200, 200), (100, 100)))}

@@ -23,12 +23,12 @@ from common import OUT
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.profilers import PassThroughProfiler
 
-from vaekit.config import load_config, model_config
-from vaekit.config import plain as plain_dict
 from vaekit.data import build_data, loader
 from vaekit.data.batches import draw_binary
-from vaekit.io import build_model
-from vaekit.train import VAEModule, fit
+from vaekit.run.config import load_config, model_config
+from vaekit.run.config import plain as plain_dict
+from vaekit.run.fit import VAEModule, fit
+from vaekit.run.io import build_model
 
 warnings.filterwarnings("ignore")
 B, H, Z = 16, 16, 2
@@ -90,16 +90,16 @@ def main() -> None:
 
     def vaekit_untrimmed() -> float:
         """``fit`` without vaekit's three trims of Lightning's bookkeeping (tests/test_lightning_internals.py)."""
-        import vaekit.train as tr
+        import vaekit.run.callbacks as tr
 
-        saved = tr.VAEModule.__dict__["__setattr__"], tr._NoProfiler.profile, tr._Checkpoint.state_key
-        tr.VAEModule.__setattr__ = L.LightningModule.__setattr__
+        saved = VAEModule.__dict__["__setattr__"], tr._NoProfiler.profile, tr._Checkpoint.state_key
+        VAEModule.__setattr__ = L.LightningModule.__setattr__
         tr._NoProfiler.profile = PassThroughProfiler.profile
         tr._Checkpoint.state_key = ModelCheckpoint.state_key
         try:
             return vaekit()
         finally:
-            tr.VAEModule.__setattr__, tr._NoProfiler.profile, tr._Checkpoint.state_key = saved
+            VAEModule.__setattr__, tr._NoProfiler.profile, tr._Checkpoint.state_key = saved
 
     loops = {"plain": plain, "model": model, "lightning": lightning, "vaekit": vaekit,
              "vaekit_untrimmed": vaekit_untrimmed}

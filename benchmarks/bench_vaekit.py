@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from common import BATCH, HIDDEN, LATENT, LR, OUT, decoder_flops_per_sample, machine, record
 from torch import nn
 
-from vaekit.config import load_config
+from vaekit.core.estimators import importance_weighted_bound
 from vaekit.data import build_data
 from vaekit.data.batches import bernoulli_thresholds, draw_binary
-from vaekit.estimators import importance_weighted_bound
-from vaekit.train import fit
+from vaekit.run.config import load_config
+from vaekit.run.fit import fit
 
 
 class EpochTimer(L.Callback):

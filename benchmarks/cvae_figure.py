@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
+from vaekit.core.drawing import save_grid
 from vaekit.data import build_data
-from vaekit.figures import save_grid
-from vaekit.io import load_run
 from vaekit.models.regressor import show_input
+from vaekit.run.io import load_run
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def quantiles(values: list[float]) -> dict[str, float]:
 
 
 def server_side(explorer: object, n: int = 300) -> dict[str, float]:
-    from vaekit.explore_models import image_png
+    from vaekit.views.explore.base import image_png
 
     torch.manual_seed(0)
     d = len(explorer.all_sliders())
@@ -62,7 +62,7 @@ def in_browser(explorer: object, title: str, moves: int = 60) -> dict[str, dict[
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from vaekit.explore import serving
+    from vaekit.views.explore.app import serving
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
@@ -90,7 +90,7 @@ def in_browser(explorer: object, title: str, moves: int = 60) -> dict[str, dict[
 
 
 def main() -> None:
-    from vaekit.explore import load_explorer
+    from vaekit.views.explore.app import load_explorer
 
     p = argparse.ArgumentParser()
     p.add_argument("runs", nargs="+")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaekit.core.drawing import save_grid
 from vaekit.data import dsprites, shapes3d
-from vaekit.figures import save_grid
 
 COLUMNS = 10
 

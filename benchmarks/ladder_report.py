@@ -51,7 +51,7 @@ def training_extent(run: Path) -> dict:
 def posterior_pca(run: Path, n: int) -> tuple[list, list[int], torch.Tensor]:
     """Per layer, the 2-D PCA of one sample z_i ~ q(z_i|.) per test image (eval mode), the layers' sizes and the
     images' digits."""
-    from vaekit.io import held_out_batch, load_run
+    from vaekit.run.io import held_out_batch, load_run
 
     model, cfg, _ = load_run(run)
     batch = held_out_batch(cfg, n)

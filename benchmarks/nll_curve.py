@@ -10,12 +10,12 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from vaekit.config import load_config, migrate, read_yaml
+from vaekit.core.drawing import save_curve
+from vaekit.core.figures import Curve
 from vaekit.data import build_data
-from vaekit.evaluate import evaluate
-from vaekit.figure_types import Curve
-from vaekit.figures import save_curve
-from vaekit.io import build_model
+from vaekit.run.config import load_config, migrate, read_yaml
+from vaekit.run.evaluate import evaluate
+from vaekit.run.io import build_model
 
 
 def main() -> None:

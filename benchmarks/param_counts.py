@@ -5,8 +5,8 @@ number of pixels; a conv layer holds k*k*C_in*C_out whatever the image size."""
 
 from __future__ import annotations
 
-from vaekit import registry
-from vaekit.nets import count_parameters
+from vaekit.core.nets import count_parameters
+from vaekit.models import registry
 
 
 def row(label: str, name: str, first_layer: str, **cfg: object) -> str:

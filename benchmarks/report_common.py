@@ -40,8 +40,8 @@ def labelled_traversal(columns: list[list], run: Path, label: str, seed_indices:
     with traversals of ``run``'s final weights, the model and its KL per latent computed once; returns the latents
     in row order. Rows: for a model that names its latents by level ("z3.1"), the levels from the top down, each
     level's latents by KL; otherwise by KL."""
-    from vaekit.io import held_out_batch, load_run
-    from vaekit.traverse import kl_by_latent, traversal
+    from vaekit.run.io import held_out_batch, load_run
+    from vaekit.views.traverse import kl_by_latent, traversal
 
     model, cfg, _ = load_run(run / "model.safetensors")
     x = held_out_batch(cfg, images)["x"]

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from tdvae_report import checks
 
-from vaekit.config import load_config, plain, resolved_model
+from vaekit.run.config import load_config, plain, resolved_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "tdvae_moving_mnist.yaml"

@@ -52,7 +52,7 @@ def report_shot(html: Path, out: Path) -> None:
 def explorer_shot(run: str, example: int, out: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from vaekit.explore import load_explorer, serving
+    from vaekit.views.explore.app import load_explorer, serving
 
     explorer, title = load_explorer(run)
     with serving(explorer, title) as url:

@@ -12,7 +12,7 @@ for set in fsdd synthetic; do
   echo "$(date -Is) training speech_vae_$set"
   $VAEKIT train "configs/speech_vae_$set.yaml" --out "runs/speech/speech_vae_$set" --resume auto \
     >> "runs/speech/speech_vae_$set.log" 2>&1
-  $PY -m vaekit.speech_eval "runs/speech/speech_vae_$set" --out "results/speech_vae_$set.json"
+  $PY -m vaekit.views.speech_eval "runs/speech/speech_vae_$set" --out "results/speech_vae_$set.json"
 done
 data=${VAEKIT_DATA:-../shared/data}
 # transfer: "seven" in the style of theo saying "two" and of jackson saying "four" (FSDD test recordings)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from vaekit import registry
-from vaekit.likelihoods import kl_per_dimension
-from vaekit.schedules import Ramp
+from vaekit.core.likelihoods import kl_per_dimension
+from vaekit.core.schedules import Ramp
+from vaekit.models import registry
 
 SMALL = {"input_shape": (1, 16, 16), "channels": (4, 8), "fc": 16, "latent_dim": 3}
 
@@ -89,7 +89,7 @@ def test_traversal_moves_one_latent_per_row(tmp_path) -> None:  # noqa: ANN001
     """Row r decodes the seed's posterior mean with only latent order[r] changed, across [-3, 3]."""
     from PIL import Image
 
-    from vaekit.traverse import traversal, write_traversals
+    from vaekit.views.traverse import traversal, write_traversals
 
     model = _model().eval()
     x = torch.bernoulli(torch.full((4, 1, 16, 16), 0.3))

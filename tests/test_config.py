@@ -10,8 +10,8 @@ import pytest
 from annotated_types import Ge
 
 from vaekit.cli import main
-from vaekit.config import ConfigError, from_dict, load_config, migrate
-from vaekit.schedules import Ramp
+from vaekit.core.schedules import Ramp
+from vaekit.run.config import ConfigError, from_dict, load_config, migrate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -26,7 +26,7 @@ def test_every_recipe_validates(recipe: Path) -> None:
 def test_every_sweep_validates(sweep: Path, tmp_path: Path) -> None:
     import yaml
 
-    from vaekit.sweep import plan
+    from vaekit.run.sweep import plan
 
     jobs = plan(yaml.safe_load(sweep.read_text()), tmp_path)
     assert jobs and len({j["dir"] for j in jobs}) == len(jobs)

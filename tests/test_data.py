@@ -168,8 +168,8 @@ def test_one_writer_for_every_figure_type(tmp_path: Path) -> None:
 
     from PIL import Image
 
-    from vaekit.figure_types import AudioClip, Curve, ImageGrid, Table
-    from vaekit.figures import write_figure
+    from vaekit.core.drawing import write_figure
+    from vaekit.core.figures import AudioClip, Curve, ImageGrid, Table
 
     png = write_figure(ImageGrid(torch.rand(6, 1, 8, 8), nrow=3), tmp_path / "grid")
     assert Image.open(png).size == (2 * (3 * 10 + 2), 2 * (2 * 10 + 2))  # 3 x 2 tiles of 8 px, 2 px gaps, x2

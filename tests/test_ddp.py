@@ -16,13 +16,13 @@ from safetensors.torch import load_file
 from torch import nn
 
 import vaekit.data.batches as batches
-from vaekit.config import load_config
+from vaekit.core.likelihoods import LIKELIHOODS
 from vaekit.data.batches import EpochBatches
-from vaekit.io import load
-from vaekit.likelihoods import LIKELIHOODS
 from vaekit.models.base import Ability, Batch, LossOutput, Model
-from vaekit.registry import register
-from vaekit.train import fit
+from vaekit.models.registry import register
+from vaekit.run.config import load_config
+from vaekit.run.fit import fit
+from vaekit.run.io import load
 
 
 @pytest.mark.parametrize(("n", "batch_size", "world"), [(100, 16, 2), (97, 8, 3), (64, 32, 2), (5, 4, 2)])
@@ -151,7 +151,7 @@ def test_evaluation_split_over_processes_sums_the_same_test_set(tmp_path: Path, 
     import dataclasses
 
     from vaekit.data import build_data
-    from vaekit.evaluate import evaluate
+    from vaekit.run.evaluate import evaluate
 
     cfg = _cfg(arrays, 8, [])
     splits = build_data(cfg.data)

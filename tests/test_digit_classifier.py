@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vaekit.digit_classifier import _rolled, predict, train_digit_classifier
+from vaekit.metrics.digit_classifier import _rolled, predict, train_digit_classifier
 
 
 def test_rolling_wraps_columns_around() -> None:

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from vaekit.estimators import importance_weighted_bound, iwae_bound, log_mean_exp
-from vaekit.likelihoods import diag_gaussian, standard_normal
+from vaekit.core.estimators import importance_weighted_bound, iwae_bound, log_mean_exp
+from vaekit.core.likelihoods import diag_gaussian, standard_normal
 from vaekit.models.base import LatentVariableModel, kl_term
 from vaekit.models.vae import VAE, VAEConfig
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tiny_runs import TINY, tiny_run
 
-from vaekit import registry
+from vaekit.models import registry
 
 pytest.importorskip("fastapi", reason="vaekit explore needs the explore extra: pip install 'vaekit[explore]'")
 try:  # Starlette's test client runs on httpx2, or on httpx
@@ -22,7 +22,7 @@ except ImportError:
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from vaekit.explore import create_app, is_loopback, load_explorer, serve  # noqa: E402
+from vaekit.views.explore.app import create_app, is_loopback, load_explorer, serve  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -217,7 +217,7 @@ def test_every_model_explores_from_a_tiny_run(name: str, tiny_root: Path, data_d
         r = c.post("/api/encode/upload", files={"file": ("a.png", png_of(), "image/png")})
         assert r.status_code == 400 and "no uploads" in r.json()["error"]
     if name == "speech_vae":
-        from vaekit.audio import write_wav
+        from vaekit.core.audio import write_wav
 
         wav = tiny_root / "tone.wav"
         t = torch.arange(4000) / 8000

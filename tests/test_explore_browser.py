@@ -38,7 +38,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def served(tiny_root: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
     """The explorer of a tiny VAE run, served by uvicorn in a thread on a free loopback port."""
-    from vaekit.explore import load_explorer, serving
+    from vaekit.views.explore.app import load_explorer, serving
 
     explorer, title = load_explorer(tiny_run("vae", tiny_root, data_dir, monkeypatch), examples=16)
     with serving(explorer, title, max_upload=2**20) as url:
@@ -139,7 +139,7 @@ def test_move_a_slider_and_upload(served: tuple[str, object], browser: object, t
     text = message(browser, "encoded to its posterior mean")
     assert "resized from 56x56 to 28x28" in text
     settled(browser, count + 1)
-    from vaekit.explore_models import read_upload_image
+    from vaekit.views.explore.base import read_upload_image
 
     buf = io.BytesIO()
     big.save(buf, format="PNG")

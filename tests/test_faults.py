@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 from vaekit.cli import main
-from vaekit.config import load_config
-from vaekit.io import load
-from vaekit.train import fit
+from vaekit.run.config import load_config
+from vaekit.run.fit import fit
+from vaekit.run.io import load
 
 TINY = [
     "model.hidden=[32]", "model.latent_dim=4", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
@@ -32,8 +32,8 @@ import torch
 torch.set_num_threads(1)
 from lightning.pytorch.callbacks import Callback
 import lightning.fabric.plugins.io.torch_io as torch_io
-from vaekit.config import load_config
-from vaekit.train import fit
+from vaekit.run.config import load_config
+from vaekit.run.fit import fit
 
 run, overrides, resume = sys.argv[1], sys.argv[2].split(";"), sys.argv[5]
 stop, torn = int(sys.argv[3]), int(sys.argv[4])

@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import save_file
 
-from vaekit.config import ConfigError, load_config, model_config
 from vaekit.data.arrays import load_arrays
 from vaekit.data.files import DataError
 from vaekit.data.idx import read_idx
 from vaekit.data.images import read_image
-from vaekit.io import load
+from vaekit.run.config import ConfigError, load_config, model_config
+from vaekit.run.io import load
 
 FUZZ_EXAMPLES = int(os.environ.get("VAEKIT_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
@@ -216,7 +216,7 @@ VALID_WAVS = [_wav(8000, 400), _wav(16000, 100), _wav(8000, 50, channels=2), _wa
 @FUZZ
 @given(st.one_of(st.binary(max_size=200), st.builds(_mutate, st.sampled_from(VALID_WAVS), EDITS, CUT)))
 def test_fuzz_wav(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
-    from vaekit.audio import read_wav
+    from vaekit.core.audio import read_wav
 
     _count("WAV files")
     path = tmp_path_factory.mktemp("wav") / "a.wav"
@@ -232,8 +232,8 @@ def test_fuzz_wav(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    from vaekit import registry
-    from vaekit.io import save_weights, write_config
+    from vaekit.models import registry
+    from vaekit.run.io import save_weights, write_config
 
     run = tmp_path_factory.mktemp("run")
     cfg = load_config({"model": {"name": "vae", "hidden": [8], "latent_dim": 2}, "name": "t"})

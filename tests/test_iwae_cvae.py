@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch.distributions import Bernoulli, Independent, kl_divergence
 
-from vaekit import registry
-from vaekit.estimators import log_mean_exp
-from vaekit.likelihoods import MaskedBernoulli, bernoulli, standard_normal
+from vaekit.core.estimators import log_mean_exp
+from vaekit.core.likelihoods import MaskedBernoulli, bernoulli, standard_normal
+from vaekit.models import registry
 from vaekit.models.base import Ability
 from vaekit.models.cvae import LabelCVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
 from vaekit.models.iwae import IWAE, IWAEConfig

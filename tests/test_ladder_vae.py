@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
 
-from vaekit import registry
-from vaekit.config import ConfigError, load_config
-from vaekit.io import build_model
-from vaekit.likelihoods import DiagonalGaussian
+from vaekit.core.likelihoods import DiagonalGaussian
+from vaekit.core.schedules import Ramp
+from vaekit.models import registry
 from vaekit.models.ladder_vae import LadderVAEConfig, precision_weighted
-from vaekit.schedules import Ramp
+from vaekit.run.config import ConfigError, load_config
+from vaekit.run.io import build_model
 
 MODELS = ["ladder_vae", "hierarchical_vae"]
 SHAPE = (1, 6, 6)

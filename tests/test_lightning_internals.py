@@ -11,7 +11,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.module import LightningModule
 from lightning.pytorch.profilers import PassThroughProfiler, Profiler
 
-from vaekit.train import VAEModule, _Checkpoint, _NoProfiler
+from vaekit.run.callbacks import _Checkpoint, _NoProfiler
+from vaekit.run.module import VAEModule
 
 
 def test_lightning_still_sets_current_fx_name_on_the_module() -> None:

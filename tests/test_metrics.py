@@ -251,7 +251,7 @@ def test_registry_and_signatures() -> None:
 
 
 def test_a_misspelt_metric_setting_is_named() -> None:
-    from vaekit.evaluate import check_metric_settings
+    from vaekit.run.evaluate import check_metric_settings
 
     check_metric_settings({"beta_vae": {"num_train": 10, "num_eval": 5}, "mig": {"num_bins": 10}})
     with pytest.raises(ValueError, match=r"metric_settings.beta_vae.num_trian is unknown; beta_vae takes: .*num_train"):

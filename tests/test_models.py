@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaekit import registry
-from vaekit.config import load_config, resolved_model
-from vaekit.figure_types import AudioClip, ImageGrid
-from vaekit.io import build_model, load, save_weights, write_config
+from vaekit.core.figures import AudioClip, ImageGrid
+from vaekit.core.nets import count_parameters, fold
+from vaekit.core.schedules import Ramp
+from vaekit.models import registry
 from vaekit.models.base import ABILITY_METHODS, Ability, LossOutput, Model
-from vaekit.nets import count_parameters, fold
-from vaekit.schedules import Ramp
+from vaekit.run.config import load_config, resolved_model
+from vaekit.run.io import build_model, load, save_weights, write_config
 
 SHAPES = {"vae": (1, 28, 28), "conv_vae": (1, 28, 28)}
 SEQUENCES = {"tdvae", "lstm_predictor"}  # models of frame sequences: their batches are [B, T, *frame]
@@ -88,9 +88,8 @@ def test_model_code_imports_no_trainer_data_or_files() -> None:
     """Models, data and config do not know each other: a model file imports no Lightning, CLI, data set, I/O or
     figure writer, and a data module imports no model, config or trainer."""
     root = Path(__file__).resolve().parents[1] / "vaekit"
-    rules = {"models": ("lightning", "vaekit.train", "vaekit.cli", "vaekit.data", "vaekit.io", "vaekit.figures",
-                        "vaekit.config"),
-             "data": ("lightning", "vaekit.models", "vaekit.config", "vaekit.train", "vaekit.io", "vaekit.registry")}
+    rules = {"models": ("lightning", "vaekit.run", "vaekit.cli", "vaekit.data", "vaekit.core.drawing"),
+             "data": ("lightning", "vaekit.models", "vaekit.run")}
     for folder, banned in rules.items():
         for path in (root / folder).glob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
@@ -105,7 +104,7 @@ def test_importing_data_loads_no_model_and_no_trainer() -> None:
     import sys
 
     code = ("import sys, vaekit.data; from vaekit.data import data_names; data_names(); "
-            "bad = [m for m in sys.modules if m.startswith(('vaekit.models', 'lightning', 'vaekit.config'))]; "
+            "bad = [m for m in sys.modules if m.startswith(('vaekit.models', 'lightning', 'vaekit.run.config'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -201,7 +200,7 @@ def test_channels_last_changes_the_layout_not_the_numbers() -> None:
 
 @pytest.mark.parametrize("name", registry.names())
 def test_every_model_names_its_observation_model(name: str) -> None:
-    from vaekit.likelihoods import LIKELIHOODS
+    from vaekit.core.likelihoods import LIKELIHOODS
 
     model = registry.get(name).model(_config(name))
     assert model.observation_model() in LIKELIHOODS

@@ -11,11 +11,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from vaekit import registry
-from vaekit.config import ConfigError, load_config
-from vaekit.io import load
-from vaekit.likelihoods import kl_per_dimension
-from vaekit.train import fit
+from vaekit.core.likelihoods import kl_per_dimension
+from vaekit.models import registry
+from vaekit.run.config import ConfigError, load_config
+from vaekit.run.fit import fit
+from vaekit.run.io import load
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 D = 2  # latents per level
@@ -167,7 +167,7 @@ def test_uses_latent_means_representation_and_importance_weights() -> None:
 
 
 def test_traversal_bars_name_each_latent_by_its_level(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vaekit.traverse as traverse
+    import vaekit.views.traverse as traverse
 
     drawn = []
     monkeypatch.setattr(traverse, "write_figure", lambda fig, path: drawn.append(fig) or path)

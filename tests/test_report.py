@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from tiny_runs import TINY, tiny_run
 
-from vaekit import registry
 from vaekit.cli import main
-from vaekit.io import load
-from vaekit.report import write_report
+from vaekit.models import registry
+from vaekit.run.io import load
+from vaekit.views.report import write_report
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +98,8 @@ def test_two_runs_side_by_side(tiny_root: Path, data_dir: Path, monkeypatch: pyt
                                tmp_path: Path) -> None:
     from tiny_runs import FAST
 
-    from vaekit.config import load_config
-    from vaekit.train import fit
+    from vaekit.run.config import load_config
+    from vaekit.run.fit import fit
 
     first = tiny_run("vae", tiny_root, data_dir, monkeypatch)
     second = tmp_path / "wider"

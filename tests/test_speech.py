@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaekit import audio
-from vaekit.audio import MelSettings
-from vaekit.config import data_config, load_config
+from vaekit.core import audio
+from vaekit.core.audio import MelSettings
+from vaekit.core.schedules import Ramp
 from vaekit.data import DataError, build_data
 from vaekit.data.speech import pad_mels, pad_texts, text_to_ids
-from vaekit.schedules import Ramp
+from vaekit.run.config import data_config, load_config
 
 SETTINGS = MelSettings()
 HAS_ESPEAK = shutil.which("espeak-ng") is not None
@@ -37,7 +37,7 @@ def _fsdd(data_dir: Path) -> Path:
 
 
 def _model(**kw: object) -> torch.nn.Module:
-    from vaekit import registry
+    from vaekit.models import registry
 
     torch.manual_seed(0)
     return registry.build("speech_vae", registry.get("speech_vae").config(**{**TINY_MODEL, **kw}))
@@ -272,8 +272,8 @@ def _logged_kl(run: Path) -> list[float]:
 
 def test_fsdd_recipe_trains_speaks_and_is_measured(tmp_path: Path, data_dir: Path) -> None:
     from vaekit.cli import main
-    from vaekit.speech_eval import fsdd_transfer, kl_during_training
-    from vaekit.train import fit
+    from vaekit.run.fit import fit
+    from vaekit.views.speech_eval import fsdd_transfer, kl_during_training
 
     recordings = _fsdd(data_dir)
     cfg = load_config("configs/speech_vae_fsdd.yaml", [*FAST, f"data.dir={data_dir}"])
@@ -310,8 +310,8 @@ def test_fsdd_recipe_trains_speaks_and_is_measured(tmp_path: Path, data_dir: Pat
 @needs_espeak
 def test_synthetic_recipe_trains_and_is_measured(tmp_path: Path) -> None:
     pytest.importorskip("parselmouth")
-    from vaekit.speech_eval import control, synthetic_transfer
-    from vaekit.train import fit
+    from vaekit.run.fit import fit
+    from vaekit.views.speech_eval import control, synthetic_transfer
 
     cfg = load_config("configs/speech_vae_synthetic.yaml", [*FAST, *TINY_CORPUS, f"data.dir={tmp_path / 'data'}"])
     module, trainer = fit(cfg, tmp_path / "run")
@@ -331,7 +331,7 @@ def test_synthetic_recipe_trains_and_is_measured(tmp_path: Path) -> None:
 
 def test_a_voice_is_a_name_never_a_path() -> None:
     """Each voice names corpus files, and espeak-ng follows relative paths: one with a path is refused."""
-    from vaekit.config import ConfigError, load_config
+    from vaekit.run.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="not an espeak-ng voice name"):
         load_config({"model": {"name": "speech_vae"}}, ["data.name=synthetic_speech",

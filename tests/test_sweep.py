@@ -9,8 +9,8 @@ import torch
 import yaml
 
 from vaekit.data import build_data
-from vaekit.io import load, load_run
-from vaekit.sweep import sweep
+from vaekit.run.io import load, load_run
+from vaekit.run.sweep import sweep
 
 TINY = {"epochs": 1, "progress_bar": False}
 LIMITS = {"limit_train_batches": 3, "limit_val_batches": 1}

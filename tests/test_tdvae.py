@@ -13,11 +13,11 @@ from PIL import Image
 from torch import Tensor
 from torch.distributions import Normal
 
-from vaekit import registry
-from vaekit.config import data_config, load_config
+from vaekit.core.schedules import Ramp
 from vaekit.data import build_data, loader
 from vaekit.data.moving_mnist import roll_frames
-from vaekit.schedules import Ramp
+from vaekit.models import registry
+from vaekit.run.config import data_config, load_config
 
 TINY = {"preprocess": (16,), "belief_size": 12, "latent_size": 3, "hidden": 12, "decoder_hidden": (16,)}
 
@@ -249,8 +249,8 @@ FAST = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "train.e
 
 def test_oscillator_recipe_trains_and_rolls_out(tmp_path: Path) -> None:
     from vaekit.models.lstm_predictor import LSTMPredictor
-    from vaekit.rollout import add_rollout_parser, evaluate_predictions, rollout_figure
-    from vaekit.train import fit
+    from vaekit.run.fit import fit
+    from vaekit.views.rollout import add_rollout_parser, evaluate_predictions, rollout_figure
 
     osc = ["data.n_train=256", "data.n_val=32", "data.n_test=32"]
     cfg = load_config("configs/tdvae_oscillator.yaml", [*FAST, *osc, "model.preprocess=[8]", "model.belief_size=8"])
@@ -292,8 +292,8 @@ def test_oscillator_recipe_trains_and_rolls_out(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("recipe", ["tdvae_moving_mnist", "tdvae_moving_mnist_conv"])
 def test_moving_mnist_recipe_trains_and_rolls_out(recipe: str, tmp_path: Path, data_dir: Path) -> None:
-    from vaekit.rollout import rollout_figure
-    from vaekit.train import fit
+    from vaekit.run.fit import fit
+    from vaekit.views.rollout import rollout_figure
 
     cfg = load_config(f"configs/{recipe}.yaml", [*FAST, f"data.dir={data_dir / 'mnist'}", "data.val_size=64",
                                                  "data.batch_size=16", "model.preprocess=[32]"])

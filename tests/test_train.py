@@ -14,9 +14,9 @@ from lightning.pytorch.callbacks import Callback
 from PIL import Image
 
 from vaekit.cli import main
-from vaekit.config import load_config
-from vaekit.io import load, load_run
-from vaekit.train import fit
+from vaekit.run.config import load_config
+from vaekit.run.fit import fit
+from vaekit.run.io import load, load_run
 
 TINY = [
     "model.hidden=[32]", "model.latent_dim=4", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",

@@ -70,8 +70,8 @@ def tiny_run(name: str, root: Path, data_dir: Path, monkeypatch: pytest.MonkeyPa
 
 def train_tiny(name: str, out: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny run of ``name`` (a TINY key) in ``out``; returns its directory."""
-    from vaekit.config import load_config
-    from vaekit.train import fit
+    from vaekit.run.config import load_config
+    from vaekit.run.fit import fit
 
     recipe, overrides = TINY[name]
     extra = []

@@ -10,11 +10,12 @@ from typing import Any
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "ConfigError": "vaekit.config", "RunConfig": "vaekit.config", "load_config": "vaekit.config",
-    "importance_weighted_bound": "vaekit.estimators", "iwae_bound": "vaekit.estimators",
-    "log_mean_exp": "vaekit.estimators", "load": "vaekit.io", "Ability": "vaekit.models.base",
+    "ConfigError": "vaekit.run.config", "RunConfig": "vaekit.run.config", "load_config": "vaekit.run.config",
+    "importance_weighted_bound": "vaekit.core.estimators", "iwae_bound": "vaekit.core.estimators",
+    "log_mean_exp": "vaekit.core.estimators", "load": "vaekit.run.io", "Ability": "vaekit.models.base",
     "LatentVariableModel": "vaekit.models.base", "LossOutput": "vaekit.models.base", "Model": "vaekit.models.base",
-    "build": "vaekit.registry", "get": "vaekit.registry", "names": "vaekit.registry", "register": "vaekit.registry",
+    "build": "vaekit.models.registry", "get": "vaekit.models.registry", "names": "vaekit.models.registry",
+    "register": "vaekit.models.registry",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,5 +1,5 @@
-"""The ``vaekit`` command: train, evaluate, sample, reconstruct, traverse, sweep, list; rollout (vaekit.rollout),
-speak (vaekit.speak), report (vaekit.report) and explore (vaekit.explore) add their own verbs."""
+"""The ``vaekit`` command: train, evaluate, sample, reconstruct, traverse, sweep, list; rollout (vaekit.views.rollout),
+speak (vaekit.views.speak), report (vaekit.views.report) and explore (vaekit.views.explore.app) add their own verbs."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vaekit.config import ConfigError, load_config
+from vaekit.run.config import ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _recipe(target: str) -> str | dict[str, Any]:
     """A YAML path, a recipe name from configs/, or a bare model name."""
-    from vaekit import registry
+    from vaekit.models import registry
 
     path = Path(target)
     if path.suffix in (".yaml", ".yml") or path.exists():
@@ -33,7 +33,7 @@ def _recipe(target: str) -> str | dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from vaekit.train import fit
+    from vaekit.run.fit import fit
 
     overrides = list(args.overrides)
     if args.data is not None:
@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     recipe = _recipe(args.recipe)
     if args.data is not None and isinstance(recipe, str):
         # Another data set than the recipe's: keep only the keys every data set has.
-        from vaekit.config import read_yaml
+        from vaekit.run.config import read_yaml
 
         raw = read_yaml(Path(recipe)) or {}
         if (raw.get("data") or {}).get("name", "mnist") != args.data:
@@ -62,8 +62,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from vaekit.evaluate import evaluate_run
-    from vaekit.io import load_run
+    from vaekit.run.evaluate import evaluate_run
+    from vaekit.run.io import load_run
 
     model, cfg, run_dir = load_run(args.run)
     model.to(_device(args.device))
@@ -74,7 +74,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
              "metrics": [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None}
     cfg.eval = dataclasses.replace(cfg.eval, **{k: v for k, v in given.items() if v is not None})
     if args.overrides:  # eval.key=value, e.g. eval.metric_settings.beta_vae.num_train=2000
-        from vaekit.config import EvalConfig, apply_overrides, from_dict, plain
+        from vaekit.run.config import EvalConfig, apply_overrides, from_dict, plain
 
         if bad := [o for o in args.overrides if not o.startswith("eval.")]:
             raise ConfigError(f"evaluate takes eval.* settings only, got {bad[0]!r}")
@@ -108,9 +108,9 @@ def _require(model: Any, ability: Any, what: str) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from vaekit.figures import save_grid
-    from vaekit.io import load_run
+    from vaekit.core.drawing import save_grid
     from vaekit.models.base import Ability
+    from vaekit.run.io import load_run
 
     model, _, run_dir = load_run(args.run)
     _require(model, Ability.SAMPLE if args.label is None else Ability.SAMPLE_BY_LABEL,
@@ -124,7 +124,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def _run_and_test_batch(args: argparse.Namespace, ability: Any, what: str, n: int,
                         seed: int) -> tuple[Any, Path, dict[str, Any]]:
     """The run's model (checked for ``ability``), its directory and the first n test examples."""
-    from vaekit.io import held_out_batch, load_run
+    from vaekit.run.io import held_out_batch, load_run
 
     model, cfg, run_dir = load_run(args.run)
     _require(model, ability, what)
@@ -134,7 +134,7 @@ def _run_and_test_batch(args: argparse.Namespace, ability: Any, what: str, n: in
 def cmd_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
-    from vaekit.figures import save_reconstructions
+    from vaekit.core.drawing import save_reconstructions
     from vaekit.models.base import Ability
 
     model, run_dir, batch = _run_and_test_batch(args, Ability.RECONSTRUCT, "reconstruct", args.n, args.seed)
@@ -145,7 +145,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 def cmd_traverse(args: argparse.Namespace) -> None:
     from vaekit.models.base import Ability
-    from vaekit.traverse import write_traversals
+    from vaekit.views.traverse import write_traversals
 
     model, run_dir, batch = _run_and_test_batch(args, Ability.TRAVERSAL, "be traversed", args.images, 0)
     out = Path(args.out or run_dir / "traversals")
@@ -154,14 +154,14 @@ def cmd_traverse(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from vaekit.sweep import sweep
+    from vaekit.run.sweep import sweep
 
     print(sweep(args.recipe, jobs=args.jobs, out=args.out, only_table=args.table_only))
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from vaekit import registry
     from vaekit.data import data_names, get_data
+    from vaekit.models import registry
 
     print("models:")
     for name in registry.names():
@@ -247,10 +247,10 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--table-only", action="store_true", help="only (re)write the table from finished runs")
     w.set_defaults(func=cmd_sweep)
 
-    from vaekit.explore import add_explore_parser
-    from vaekit.report import add_report_parser
-    from vaekit.rollout import add_rollout_parser
-    from vaekit.speak import add_speak_parser
+    from vaekit.views.explore.app import add_explore_parser
+    from vaekit.views.report import add_report_parser
+    from vaekit.views.rollout import add_rollout_parser
+    from vaekit.views.speak import add_speak_parser
 
     add_rollout_parser(sub)  # sequence models (TD-VAE): rollouts from a context, figures, GIFs and errors
     add_report_parser(sub)  # a self-contained HTML page of a run, or of several side by side

@@ -14,11 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vaekit.errors import OneLineError
-
-
-class DataError(OneLineError, RuntimeError):
-    """A data file is missing, corrupt or not what it claims to be; the message names the file."""
+# DataError is defined in core (core/audio.py raises it for a bad WAV) and is the data package's error.
+from vaekit.core.errors import DataError
 
 
 def cache_dir() -> Path:

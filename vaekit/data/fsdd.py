@@ -8,7 +8,7 @@ every split; the others train (2,430 by default). The validation examples are se
 so its first batch (the training figures') mixes speakers and digits.
 
 Every WAV header is checked (16-bit PCM mono at 8 kHz) and a bad file is named in the error. The log-mel
-spectrograms (vaekit.audio, ``data.mel``) are computed once per process and held in memory (~3 s, ~45 MB).
+spectrograms (vaekit.core.audio, ``data.mel``) are computed once per process and held in memory (~3 s, ~45 MB).
 Batches: see vaekit.data.speech (``y`` is the digit, ``speaker`` an index into the sorted speaker names, and the
 text is the digit's English name).
 """
@@ -23,7 +23,7 @@ from typing import Annotated
 import torch
 from annotated_types import Ge, Le
 
-from vaekit.audio import MelSettings
+from vaekit.core.audio import MelSettings
 from vaekit.data.files import DataError, resolve_dir
 from vaekit.data.registry import DataConfig, Splits, register_data
 from vaekit.data.speech import VOCAB_SIZE, SpeechExamples, log_mels_of, mel_statistics, stratified_split, text_to_ids

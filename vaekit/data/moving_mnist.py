@@ -22,12 +22,12 @@ import torch
 from annotated_types import Ge
 from torch import Tensor
 
-from vaekit.data import mnist
 from vaekit.data.batches import BatchServing, TensorExamples, batch_seed
 from vaekit.data.imagesets import ImageDataConfig, image_splits
+from vaekit.data.mnist import load as load_mnist
 from vaekit.data.registry import Splits, register_data
 
-# The likelihood that is a normalised distribution over the frames as served (vaekit.likelihoods.check_likelihood).
+# The likelihood that is a normalised distribution over the frames as served (vaekit.core.likelihoods.check_likelihood).
 LIKELIHOOD = {"binary": "bernoulli", "discrete8": "discretized_logistic", "dequantized": "gaussian"}
 
 
@@ -86,7 +86,7 @@ class MovingDigits(BatchServing):
 @register_data("moving_mnist", MovingMNISTConfig)
 def build_moving_mnist(cfg: MovingMNISTConfig) -> Splits:
     """MNIST digits rolling 1 px left or right per frame, 20 frames (the TD-VAE reference's moving MNIST)."""
-    d = mnist.load(cfg.dir)
+    d = load_mnist(cfg.dir)
     images = image_splits(cfg, d["train_images"], d["train_labels"], d["test_images"], d["test_labels"],
                           n_classes=10, source="MNIST")
 

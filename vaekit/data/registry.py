@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge
 from torch.utils.data import Dataset
 
+from vaekit.core.registry import Registry, first_line
+
 # What one observed value is, so a likelihood can be checked against it and NLL reported in the right units:
 #   binary       0/1 (binarized): a Bernoulli is a normalised distribution over it
 #   discrete8    one of 256 levels k/255: needs a discrete likelihood (e.g. discretized logistic)
@@ -68,36 +70,26 @@ class DataEntry:
     summary: str
 
 
-_DATASETS: dict[str, DataEntry] = {}
+# Filled by the data set modules, which ``vaekit.data`` imports (this module imports none of them).
+DATASETS: Registry[DataEntry] = Registry("data set")
 
 
 def register_data(name: str, config: type) -> Callable[[Callable[[Any], Splits]], Callable[[Any], Splits]]:
     """Function decorator: ``@register_data("mnist", MNISTConfig)`` makes ``data.name: mnist`` buildable."""
 
     def wrap(builder: Callable[[Any], Splits]) -> Callable[[Any], Splits]:
-        if name in _DATASETS:
-            raise ValueError(f"data set {name!r} is registered twice")
-        summary = (builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else ""
-        _DATASETS[name] = DataEntry(name, config, builder, summary)
+        DATASETS.add(name, DataEntry(name, config, builder, first_line(builder.__doc__)))
         return builder
 
     return wrap
 
 
-def _ensure_loaded() -> None:
-    import vaekit.data.sets  # noqa: F401  (importing it registers the built-in data sets)
-
-
 def get_data(name: str) -> DataEntry:
-    _ensure_loaded()
-    if name not in _DATASETS:
-        raise KeyError(f"unknown data set {name!r}; choose one of: {', '.join(sorted(_DATASETS))}")
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def data_names() -> list[str]:
-    _ensure_loaded()
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def build_data(cfg: Any) -> Splits:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from vaekit.audio import MelSettings, log_mel, read_wav
+from vaekit.core.audio import MelSettings, log_mel, read_wav
 from vaekit.data.batches import BatchServing
 
 PAD = 0

@@ -10,7 +10,7 @@ pitch      5     20, 35, 50, 65, 80 (``espeak-ng -p``, 0-99: the voice's base pi
 
 2,000 utterances. Each is made by ``espeak-ng -v VOICE -s SPEED -p PITCH -w out.wav WORD`` (22,050 Hz), trimmed
 of leading and trailing silence (below 1% of its peak, 20 ms kept each side) as FSDD is, resampled to 8 kHz
-(vaekit.audio.resample) and written as 16-bit PCM WAV. ``manifest.json`` records each file's factor values, sample
+(vaekit.core.audio.resample) and written as 16-bit PCM WAV. ``manifest.json`` records each file's factor values, sample
 count and sha256, the espeak-ng version, and the sha256 of all the files in order. Measured on the 2-core CPU here
 (both cores busy with other jobs): 2,000 files in 21-23 s, 2 parallel espeak-ng processes; 14.7 MB.
 
@@ -45,7 +45,7 @@ from typing import Annotated, Any
 import torch
 from annotated_types import Ge, Le, MinLen
 
-from vaekit.audio import MelSettings, read_wav, resample, write_wav
+from vaekit.core.audio import MelSettings, read_wav, resample, write_wav
 from vaekit.data.files import DataError, cache_dir, read_manifest, writable
 from vaekit.data.registry import DataConfig, Splits, register_data
 from vaekit.data.speech import VOCAB_SIZE, SpeechExamples, log_mels_of, mel_statistics, stratified_split, text_to_ids

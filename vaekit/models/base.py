@@ -15,7 +15,7 @@ Optional abilities are declared in ``abilities`` (checked when the model registe
 ==================  ==============================================  ==============================
 ability             method                                          used by
 ==================  ==============================================  ==============================
-importance_weights  ``log_importance_weights(batch, k) -> [k, B]``  NLL = -L_k (vaekit.estimators)
+importance_weights  ``log_importance_weights(batch, k) -> [k, B]``  NLL = -L_k (vaekit.core.estimators)
 exact_likelihood    ``log_likelihood(batch) -> [B]``                NLL of models with no latent
 latent_means        ``latent_means(batch) -> {level: [B, D]}``      active units
 representation      ``represent(x) -> [B, D]``                      disentanglement metrics
@@ -38,9 +38,9 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
-from vaekit.figure_types import Figure, ImageGrid, paired_rows
-from vaekit.likelihoods import standard_normal
-from vaekit.schedules import Ramp
+from vaekit.core.figures import Figure, ImageGrid, paired_rows
+from vaekit.core.likelihoods import standard_normal
+from vaekit.core.schedules import Ramp
 
 Batch = Mapping[str, Tensor]
 
@@ -137,7 +137,7 @@ class Model(nn.Module):
         return 0
 
     def observation_model(self) -> str:
-        """The name of p(x|.) in vaekit.likelihoods; the trainer checks it against what the data serve."""
+        """The name of p(x|.) in vaekit.core.likelihoods; the trainer checks it against what the data serve."""
         name = getattr(self.config, "likelihood", None)
         if name is None:
             raise NotImplementedError(f"{type(self).__name__}: override observation_model() (its config names no "

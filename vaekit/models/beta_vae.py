@@ -19,11 +19,11 @@ from typing import Annotated, Literal
 import torch
 from annotated_types import Ge
 
-from vaekit.likelihoods import kl_per_dimension
+from vaekit.core.likelihoods import kl_per_dimension
+from vaekit.core.schedules import Ramp
 from vaekit.models.base import Batch, LossOutput
 from vaekit.models.conv_vae import ConvVAE
-from vaekit.registry import register
-from vaekit.schedules import Ramp
+from vaekit.models.registry import register
 
 
 @dataclass

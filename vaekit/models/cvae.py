@@ -25,12 +25,12 @@ from annotated_types import Ge, Le
 from torch import Tensor
 from torch.distributions import Distribution
 
-from vaekit.figure_types import Figure, ImageGrid
-from vaekit.likelihoods import MaskedBernoulli, bernoulli, diag_gaussian
+from vaekit.core.figures import Figure, ImageGrid
+from vaekit.core.likelihoods import MaskedBernoulli, bernoulli, diag_gaussian
+from vaekit.core.nets import MLP
 from vaekit.models.base import Ability, Batch, LossOutput, Model, elbo_terms, kl_term
+from vaekit.models.registry import register
 from vaekit.models.regressor import QuadrantRegressor, RegressorConfig, completion_grid
-from vaekit.nets import MLP
-from vaekit.registry import register
 
 
 class ConditionalVAE(Model):

@@ -22,11 +22,11 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from vaekit.estimators import log_mean_exp
-from vaekit.likelihoods import LIKELIHOODS, diag_gaussian
+from vaekit.core.estimators import log_mean_exp
+from vaekit.core.likelihoods import LIKELIHOODS, diag_gaussian
+from vaekit.core.nets import MLP
 from vaekit.models.base import Batch, LatentVariableModel, LossOutput
-from vaekit.nets import MLP
-from vaekit.registry import register
+from vaekit.models.registry import register
 
 
 @dataclass

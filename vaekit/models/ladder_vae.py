@@ -54,13 +54,13 @@ from annotated_types import Ge
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from vaekit.estimators import log_mean_exp
-from vaekit.figure_types import Figure, ImageGrid, paired_rows
-from vaekit.likelihoods import LIKELIHOODS, DiagonalGaussian, standard_normal
+from vaekit.core.estimators import log_mean_exp
+from vaekit.core.figures import Figure, ImageGrid, paired_rows
+from vaekit.core.likelihoods import LIKELIHOODS, DiagonalGaussian, standard_normal
+from vaekit.core.nets import ACTIVATIONS, activation, fold
+from vaekit.core.schedules import Ramp
 from vaekit.models.base import Ability, Batch, LossOutput, Model, elbo_terms, kl_term
-from vaekit.nets import ACTIVATIONS, activation, fold
-from vaekit.registry import register
-from vaekit.schedules import Ramp
+from vaekit.models.registry import register
 
 MIN_VARIANCE = 1e-5  # added to Softplus(Linear(d)): sigma^2 >= 1e-5, so 1 / sigma^2 stays finite
 

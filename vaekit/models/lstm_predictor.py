@@ -17,12 +17,12 @@ from annotated_types import Ge
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from vaekit.figure_types import Figure
-from vaekit.likelihoods import LIKELIHOODS
+from vaekit.core.figures import Figure
+from vaekit.core.likelihoods import LIKELIHOODS
+from vaekit.core.nets import MLP
 from vaekit.models.base import Ability, Batch, LossOutput, Model
+from vaekit.models.registry import register
 from vaekit.models.tdvae import rollout_curve, rollout_grid
-from vaekit.nets import MLP
-from vaekit.registry import register
 
 
 @dataclass

@@ -64,10 +64,10 @@ from annotated_types import Ge
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from vaekit.likelihoods import LIKELIHOODS, diag_gaussian, kl_per_dimension
+from vaekit.core.likelihoods import LIKELIHOODS, diag_gaussian, kl_per_dimension
+from vaekit.core.nets import ACTIVATIONS, activation, fold
 from vaekit.models.base import Batch, LatentVariableModel, LossOutput
-from vaekit.nets import ACTIVATIONS, activation, fold
-from vaekit.registry import register
+from vaekit.models.registry import register
 
 
 @dataclass

@@ -11,11 +11,11 @@ import torch
 from annotated_types import Ge, Le
 from torch import Tensor
 
-from vaekit.figure_types import Figure, ImageGrid
-from vaekit.likelihoods import MaskedBernoulli
+from vaekit.core.figures import Figure, ImageGrid
+from vaekit.core.likelihoods import MaskedBernoulli
+from vaekit.core.nets import MLP
 from vaekit.models.base import Ability, Batch, LossOutput, Model
-from vaekit.nets import MLP
-from vaekit.registry import register
+from vaekit.models.registry import register
 
 MISSING = -1.0  # value of the pixels X does not give (as in Pyro's reproduction)
 

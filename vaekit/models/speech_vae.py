@@ -28,7 +28,7 @@ Decoders (``decoder``):
   relative position t/T is appended, and a bidirectional GRU writes every frame at once.
 
 The simpler one does not train better here. After 2 minutes from the same start (one thread, AMD EPYC, both cores
-shared with two other training jobs; the recipes' sizes; vaekit.speech_eval's measures):
+shared with two other training jobs; the recipes' sizes; vaekit.views.speech_eval's measures):
 
     decoder     FSDD: steps/s  val mel L1, free (TF)  transfer: speaker / word   synthetic: steps/s  F0 r  rate r
     attention   4.9            0.67 (0.53)            97% / 91%                  5.5                 0.75  0.73
@@ -57,12 +57,12 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Normal
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from vaekit.audio import MelSettings, mel_to_audio
-from vaekit.figure_types import AudioClip, Figure, ImageGrid, paired_rows
-from vaekit.likelihoods import DiagonalGaussian, kl_per_dimension, standard_normal
+from vaekit.core.audio import MelSettings, mel_to_audio
+from vaekit.core.figures import AudioClip, Figure, ImageGrid, paired_rows
+from vaekit.core.likelihoods import DiagonalGaussian, kl_per_dimension, standard_normal
+from vaekit.core.schedules import Ramp
 from vaekit.models.base import Ability, Batch, LossOutput, Model
-from vaekit.registry import register
-from vaekit.schedules import Ramp
+from vaekit.models.registry import register
 
 
 @dataclass

@@ -37,12 +37,12 @@ from annotated_types import Ge
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
-from vaekit.figure_types import Curve, Figure, ImageGrid
-from vaekit.likelihoods import LIKELIHOODS, DiagonalGaussian
+from vaekit.core.figures import Curve, Figure, ImageGrid
+from vaekit.core.likelihoods import LIKELIHOODS, DiagonalGaussian
+from vaekit.core.nets import MLP, ConvDecoder, fold
+from vaekit.core.schedules import Ramp
 from vaekit.models.base import Ability, Batch, LossOutput, Model
-from vaekit.nets import MLP, ConvDecoder, fold
-from vaekit.registry import register
-from vaekit.schedules import Ramp
+from vaekit.models.registry import register
 
 
 @dataclass

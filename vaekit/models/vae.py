@@ -10,11 +10,11 @@ from typing import Literal
 from torch import Tensor
 from torch.distributions import Distribution
 
-from vaekit.likelihoods import LIKELIHOODS, diag_gaussian
+from vaekit.core.likelihoods import LIKELIHOODS, diag_gaussian
+from vaekit.core.nets import MLP
+from vaekit.core.schedules import Ramp
 from vaekit.models.base import LatentVariableModel
-from vaekit.nets import MLP
-from vaekit.registry import register
-from vaekit.schedules import Ramp
+from vaekit.models.registry import register
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from vaekit.figure_types import Bars, ImageGrid
-from vaekit.figures import write_figure
-from vaekit.likelihoods import kl_per_dimension
+from vaekit.core.drawing import write_figure
+from vaekit.core.figures import Bars, ImageGrid
+from vaekit.core.likelihoods import kl_per_dimension
 
 
 @torch.no_grad()

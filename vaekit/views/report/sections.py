@@ -1,31 +1,15 @@
-"""``vaekit report RUN [RUN ...]``: one self-contained HTML page (every image, chart and sound inlined; nothing
-fetched when it is opened) showing what a run is and what it learnt: the recipe, the loss and KL curves (per
-latent dimension and per level where they were logged), the evaluation table (eval_*.json), disentanglement
-metrics over steps (metrics/step*.json), and what the model itself draws through the contract: its typed figures
-on a few test examples, traversals (Ability.TRAVERSAL), rollouts (sequence models). A section a model cannot
-provide is named, with the reason. Several runs: their curves overlaid, their numbers side by side, the recipe
-keys that differ, and each run's pictures in its own column.
-
-    vaekit report runs/vae_mnist                        # -> runs/vae_mnist/report.html
-    vaekit report runs/dsprites/beta1_s0 runs/dsprites/beta4_s0 -o beta_sweep.html
-"""
+"""The sections of a run's report page, each an HTML fragment; a section a run or model cannot give says why."""
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 
-from vaekit.webpage import (
+from vaekit.views.report.runs import KL_COLUMN, Run, Series
+from vaekit.views.webpage import (
     bar_chart,
     data_uri,
     esc,
@@ -35,98 +19,11 @@ from vaekit.webpage import (
     image_grid_uri,
     img_tag,
     line_chart,
-    page,
     png_bytes,
     table_html,
 )
 
-Series = dict[str, tuple[list[float], list[float]]]
-KL_COLUMN = re.compile(r"^(train|val)/kl_(\d+)$")
 
-
-@dataclass
-class Run:
-    """What a run directory holds, read once: the model (None if it cannot be loaded, with ``load_error``), its
-    config, the logged columns (name -> (steps, values)), evaluations and metrics over steps."""
-
-    path: Path
-    name: str
-    config_text: str
-    model: nn.Module | None = None
-    cfg: Any = None
-    load_error: str = ""
-    log: Series = field(default_factory=dict)
-    evals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metric_steps: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.path.name})" if self.name != self.path.name else self.name
-
-    @property
-    def model_name(self) -> str:
-        return self.cfg.model_name if self.cfg is not None else "?"
-
-
-def read_log(path: Path) -> Series:
-    """logs/metrics.csv as column -> (steps, values), each column keeping only the rows that hold a value."""
-    out: Series = {}
-    if not path.exists():
-        return out
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                step = float(row.get("step") or "nan")
-            except ValueError:
-                continue
-            for key, value in row.items():
-                if key in ("step", "epoch") or not value:
-                    continue
-                try:
-                    v = float(value)
-                except ValueError:
-                    continue
-                xs, ys = out.setdefault(key, ([], []))
-                xs.append(step)
-                ys.append(v)
-    return out
-
-
-def read_run(path: str | Path) -> Run:
-    """A run directory (or its weights file) read for the report; a model that fails to load is reported, not
-    fatal, so the curves of a broken or unfinished run still show."""
-    from vaekit.io import load_run
-
-    path = Path(path)
-    folder = path if path.is_dir() else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    if not folder.exists():
-        raise FileNotFoundError(f"{path}: no such run directory")
-    cfg_file = folder / "config.yaml"
-    run = Run(folder, folder.name, cfg_file.read_text() if cfg_file.exists() else "")
-    try:
-        run.model, run.cfg, _ = load_run(path)
-        run.name = run.cfg.name or folder.name
-        if not run.config_text:
-            from vaekit.config import plain
-
-            run.config_text = yaml.safe_dump(plain(run.cfg.to_dict()), sort_keys=False)
-    except Exception as e:  # a report of a half-written or foreign run still shows its logs
-        run.load_error = f"{type(e).__name__}: {e}"
-    run.log = read_log(folder / "logs" / "metrics.csv")
-    for f in sorted(folder.glob("eval_*.json")):
-        try:
-            run.evals[f.stem] = json.loads(f.read_text())
-        except (OSError, ValueError) as e:
-            run.evals[f.stem] = {"error": f"unreadable ({e})"}
-    for f in sorted((folder / "metrics").glob("step*.json")):
-        try:
-            run.metric_steps.append(json.loads(f.read_text()))
-        except (OSError, ValueError):
-            continue
-    return run
-
-
-# -- building blocks -----------------------------------------------------------------------------------------------
 def section(title: str, body: str, level: int = 2) -> str:
     return f"<h{level}>{esc(title)}</h{level}>\n{body}\n"
 
@@ -176,7 +73,7 @@ def kl_unit(model: nn.Module | None, indices: list[int]) -> str:
 
 
 def examples_of(run: Run, n: int, data_dir: str | None) -> dict[str, Tensor]:
-    from vaekit.io import held_out_batch
+    from vaekit.run.io import held_out_batch
 
     return held_out_batch(run.cfg, n, 0, data_dir)
 
@@ -185,7 +82,7 @@ def examples_of(run: Run, n: int, data_dir: str | None) -> dict[str, Tensor]:
 def summary_html(run: Run) -> str:
     rows: list[dict[str, object]] = [{"": "run directory", "value": str(run.path)}]
     if run.cfg is not None:
-        from vaekit.nets import count_parameters
+        from vaekit.core.nets import count_parameters
 
         model = run.model
         rows += [{"": "model", "value": run.model_name}, {"": "data", "value": run.cfg.data.name},
@@ -315,7 +212,7 @@ def figures_html(run: Run, batch: dict[str, Tensor]) -> str:
 
 
 def traversal_html(run: Run, batch: dict[str, Tensor], rows: int = 10, steps: int = 9) -> str:
-    from vaekit.traverse import kl_by_latent, traversal
+    from vaekit.views.traverse import kl_by_latent, traversal
 
     model = run.model
     x = batch["x"]
@@ -336,7 +233,7 @@ def traversal_html(run: Run, batch: dict[str, Tensor], rows: int = 10, steps: in
 
 
 def rollout_html(run: Run, batch: dict[str, Tensor]) -> str:
-    from vaekit.rollout import image_rollout_gif, image_rollout_png, series_rollout_png
+    from vaekit.views.rollout import image_rollout_gif, image_rollout_png, series_rollout_png
 
     model, x = run.model, batch["x"][:3]
     context = x.shape[1] // 2
@@ -391,105 +288,3 @@ def model_sections(run: Run, examples: int, data_dir: str | None, level: int = 2
     else:
         out += section("Rollouts", note(f"{name} is no sequence model (it has no rollout())"), level)
     return out
-
-
-def run_report(run: Run, examples: int = 16, data_dir: str | None = None) -> str:
-    body = f"<h1>{esc(run.label)}</h1><p class=muted>vaekit run report</p>"
-    body += section("Run", summary_html(run))
-    body += section("Recipe", recipe_html(run))
-    body += guarded("Training curves", lambda: curves_html(run))
-    body += guarded("Metrics over training steps", lambda: metrics_over_steps_html(run))
-    body += guarded("Evaluation", lambda: evaluation_html(run))
-    body += model_sections(run, examples, data_dir)
-    return page(f"vaekit report: {run.label}", body)
-
-
-# -- several runs ---------------------------------------------------------------------------------------------------
-def unique_labels(runs: list[Run]) -> list[str]:
-    """Each run's recipe name; where names repeat (one recipe, several settings), the folder's name, else the path."""
-    names, folders = [r.name for r in runs], [r.path.name for r in runs]
-    return [r.name if names.count(r.name) == 1 else r.path.name if folders.count(r.path.name) == 1 else str(r.path)
-            for r in runs]
-
-
-def config_differences(runs: list[Run], labels: list[str]) -> str:
-    flat = [flatten(yaml.safe_load(r.config_text) or {}) if r.config_text else {} for r in runs]
-    keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({str(f.get(k)) for f in flat}) > 1]
-    if not keys:
-        return "<p class=muted>the recipes are the same</p>"
-    rows = [{"key": k, **{lab: f.get(k, "(absent)") for lab, f in zip(labels, flat, strict=True)}} for k in keys]
-    return f"<div class=scroll>{table_html(rows, ['key', *labels])}</div>"
-
-
-def overlaid_curves(runs: list[Run], labels: list[str]) -> str:
-    terms = list(dict.fromkeys(t for r in runs for t in objective_terms(r)))
-    parts = []
-    for term in terms:
-        for split in ("val", "train"):
-            series = {lab: r.log[f"{split}/{term}"] for r, lab in zip(runs, labels, strict=True)
-                      if f"{split}/{term}" in r.log}
-            if series:
-                uri = line_chart(series, "step", f"{split}/{term}")
-                parts.append(f"<figure>{img_tag(uri, f'{split}/{term}')}<figcaption>{esc(split)}/{esc(term)}"
-                             "</figcaption></figure>")
-    metrics = {f"{lab}: {k}": v for r, lab in zip(runs, labels, strict=True) for k, v in metric_series(r).items()}
-    if metrics:
-        parts.append(f"<figure>{img_tag(line_chart(metrics, 'step', 'score', smooth=False), 'metrics')}"
-                     "<figcaption>metrics over steps</figcaption></figure>")
-    return "".join(parts) or note("none of the runs has logs/metrics.csv")
-
-
-def comparison_report(runs: list[Run], examples: int = 16, data_dir: str | None = None) -> str:
-    labels = unique_labels(runs)
-    body = f"<h1>{esc(' vs '.join(labels))}</h1><p class=muted>vaekit comparison of {len(runs)} runs</p>"
-    overview = [{"run": lab, "model": r.model_name, "data": r.cfg.data.name if r.cfg else "?",
-                 "directory": str(r.path), "last step": int(max((xs[-1] for xs, _ in r.log.values() if xs),
-                                                                 default=0))}
-                for r, lab in zip(runs, labels, strict=True)]
-    body += section("Runs", table_html(overview))
-    body += guarded("Recipe differences", lambda: config_differences(runs, labels))
-    body += guarded("Training curves, overlaid", lambda: overlaid_curves(runs, labels))
-    evals = {f"{lab} · {name}": e for r, lab in zip(runs, labels, strict=True) for name, e in r.evals.items()}
-    body += section("Evaluation", eval_table(evals) if evals else note("no run has an eval_*.json"))
-    cards = []
-    for r, lab in zip(runs, labels, strict=True):
-        card = f"<h2>{esc(lab)}</h2>"
-        if kl_columns(r.log)[1]:
-            card += guarded("KL per latent", lambda r=r: kl_per_latent_html(r), 3)
-        card += model_sections(r, examples, data_dir, level=3)
-        card += section("Recipe", recipe_html(r).replace("<details open>", "<details>"), 3)
-        cards.append(f"<div class=card>{card}</div>")
-    cols = min(len(runs), 3)
-    body += f'<div class=runs style="grid-template-columns:repeat({cols},minmax(0,1fr))">{"".join(cards)}</div>'
-    return page(f"vaekit comparison: {', '.join(labels)}", body)
-
-
-def write_report(paths: list[str | Path], out: str | Path | None = None, examples: int = 16,
-                 data_dir: str | None = None) -> Path:
-    """The report of one run (default RUN/report.html) or the comparison of several (default ./report.html)."""
-    if not paths:
-        raise ValueError("name at least one run directory")
-    runs = [read_run(p) for p in paths]
-    text = run_report(runs[0], examples, data_dir) if len(runs) == 1 else comparison_report(runs, examples, data_dir)
-    target = Path(out) if out else (runs[0].path / "report.html" if len(runs) == 1 else Path("report.html"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return target
-
-
-# -- command line --------------------------------------------------------------------------------------------------
-def cmd_report(args: argparse.Namespace) -> None:
-    path = write_report(args.runs, args.out, args.examples, args.data_dir)
-    print(f"vaekit: wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
-
-
-def add_report_parser(sub: Any) -> argparse.ArgumentParser:
-    """``vaekit report RUN [RUN ...]``: add the subcommand to the CLI's subparsers (one line in vaekit/cli.py)."""
-    r = sub.add_parser("report", help="a self-contained HTML page of a run (curves, numbers, figures), or a "
-                                      "side-by-side comparison of several")
-    r.add_argument("runs", nargs="+", help="run directories (several: compared side by side)")
-    r.add_argument("-o", "--out", help="HTML file (default RUN/report.html, or ./report.html for several runs)")
-    r.add_argument("--examples", type=int, default=16, help="test examples the model's figures are drawn from")
-    r.add_argument("--data-dir", help="where the runs' data are, if not where they were trained from")
-    r.set_defaults(func=cmd_report)
-    return r

@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vaekit.audio import MelSettings, load_wav, log_mel, mel_to_audio, write_wav
+from vaekit.core.audio import MelSettings, load_wav, log_mel, mel_to_audio, write_wav
 
 
 def load_speech_run(run: str | Path) -> tuple[nn.Module, Any, Path]:
     """A trained run whose model synthesises speech (``synthesize``), its config and directory."""
-    from vaekit.io import load_run
+    from vaekit.run.io import load_run
 
     model, cfg, run_dir = load_run(run)
     if not callable(getattr(model, "synthesize", None)):

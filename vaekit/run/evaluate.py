@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from vaekit.config import EvalConfig, RunConfig
+from vaekit.core.estimators import importance_weighted_bound
+from vaekit.core.likelihoods import check_likelihood
 from vaekit.data import build_data, iterate
-from vaekit.estimators import importance_weighted_bound
-from vaekit.likelihoods import check_likelihood
 from vaekit.metrics import active_units
 from vaekit.models.base import Ability, has
+from vaekit.run.config import EvalConfig, RunConfig
 
 
 def _progress(items: list, desc: str, enabled: bool) -> Any:

@@ -1,4 +1,4 @@
-"""What a model's ``figures(batch)`` returns: typed outputs that one writer (``vaekit.figures.write``) turns into
+"""What a model's ``figures(batch)`` returns: typed outputs that one writer (``vaekit.core.drawing.write``) turns into
 files. Plain data only, so model code draws nothing and imports no plotting or image library."""
 
 from __future__ import annotations

@@ -11,3 +11,7 @@ def one_line(text: str) -> str:
 class OneLineError(Exception):
     def __str__(self) -> str:
         return one_line(super().__str__())
+
+
+class DataError(OneLineError, RuntimeError):
+    """A data file is missing, corrupt or not what it claims to be; the message names the file."""

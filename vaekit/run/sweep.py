@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from vaekit.config import ConfigError, load_config
+from vaekit.run.config import ConfigError, load_config
 
 
 def slug(text: str) -> str:

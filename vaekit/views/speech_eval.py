@@ -29,8 +29,8 @@ in time; not the length, so a word is told by its spectra). Trained on FSDD's 2,
 reach 99.7% (speaker) and 99.0% (word) accuracy on its 300 test utterances, deterministically; a conv net was not
 needed.
 
-    python -m vaekit.speech_eval runs/speech_vae_fsdd --out results/speech_vae_fsdd.json
-    python -m vaekit.speech_eval runs/speech_vae_synthetic --out results/speech_vae_synthetic.json
+    python -m vaekit.views.speech_eval runs/speech_vae_fsdd --out results/speech_vae_fsdd.json
+    python -m vaekit.views.speech_eval runs/speech_vae_synthetic --out results/speech_vae_synthetic.json
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vaekit.audio import MelSettings, load_wav, mel_to_audio
+from vaekit.core.audio import MelSettings, load_wav, mel_to_audio
 
 
 # -- classifiers ------------------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def evaluate_speech_run(run: str | Path, data_dir: str | None = None, seed: int 
                         control_texts: Sequence[str] = ("seven", "two", "yes", "left", "nine")) -> dict[str, Any]:
     """Every measure above that applies to the run's data set (fsdd or synthetic_speech)."""
     from vaekit.data import build_data
-    from vaekit.speak import load_speech_run
+    from vaekit.views.speak import load_speech_run
 
     model, cfg, run_dir = load_speech_run(run)
     if data_dir:
@@ -337,7 +337,7 @@ def evaluate_speech_run(run: str | Path, data_dir: str | None = None, seed: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vaekit.speech_eval", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m vaekit.views.speech_eval", description=__doc__.splitlines()[0])
     p.add_argument("run", help="a speech_vae run directory")
     p.add_argument("--out", help="results JSON (default RUN/speech_eval.json)")
     p.add_argument("--data-dir")
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         print(f"vaekit: error: {e}", file=sys.stderr)
         return 2
-    result["command"] = "python -m vaekit.speech_eval " + shlex.join(sys.argv[1:] if argv is None else argv)
+    result["command"] = "python -m vaekit.views.speech_eval " + shlex.join(sys.argv[1:] if argv is None else argv)
     out = Path(args.out or Path(result["run"]) / "speech_eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

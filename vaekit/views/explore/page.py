@@ -5,7 +5,7 @@ took and the whole round trip."""
 
 from __future__ import annotations
 
-from vaekit.webpage import esc
+from vaekit.views.webpage import esc
 
 PAGE = r"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -22,12 +22,12 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from vaekit.figures import grid
+from vaekit.core.drawing import grid
 
 
 def _test_batch(run: str | Path, n: int, seed: int, data_dir: str | None) -> tuple[nn.Module, Path, dict[str, Tensor]]:
     """The run's model, its directory and its test set's first n sequences (drawn with ``seed``)."""
-    from vaekit.io import held_out_batch, load_run
+    from vaekit.run.io import held_out_batch, load_run
 
     model, cfg, run_dir = load_run(run)
     if not callable(getattr(model, "rollout", None)):
@@ -57,8 +57,8 @@ def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: in
     error, which also counts the spread of the futures drawn) against the observed frames; with a true state in
     the batch (the oscillator), ``position_mse`` against the noise-free position. Baselines: ``copy_last`` (the
     last context frame, for every frame ahead) and, if given, ``baseline`` (e.g. an ``lstm_predictor``). With a
-    ``judge`` (vaekit.digit_classifier) and labels in the batch, ``identity``: the share of predicted frames (each
-    sample's, binarized at 0.5) in which the judge names the sequence's digit, per frame ahead. ``reconstruction``
+    ``judge`` (vaekit.metrics.digit_classifier) and labels in the batch, ``identity``: the share of predicted frames
+    (each sample's, binarized at 0.5) in which the judge names the sequence's digit, per frame ahead. ``reconstruction``
     scores the same way the model's rendering of the last context frame (frames ahead 0), the ceiling of its
     rollouts."""
     x = batch["x"]
@@ -74,7 +74,7 @@ def evaluate_predictions(model: nn.Module, batch: dict[str, Tensor], context: in
         if truth_pos is not None:
             row["position_mse"] = (pred.mean(0)[..., 0] - truth_pos[:, frames]).pow(2).mean(0).tolist()
         if judge is not None and "y" in batch:
-            from vaekit.digit_classifier import predict
+            from vaekit.metrics.digit_classifier import predict
 
             frames_ = (pred > 0.5).float()  # [S, B, K, 1, 28, 28]: judged as binary frames, like its training
             named = predict(judge, frames_.flatten(0, 2)).view(frames_.shape[:3])
@@ -223,12 +223,12 @@ def cmd_rollout(args: argparse.Namespace) -> None:
         model, run_dir, batch = _test_batch(args.run, args.evaluate, args.seed, args.data_dir)
         baseline = None
         if args.baseline:
-            from vaekit.io import load
+            from vaekit.run.io import load
 
             baseline = load(args.baseline)
         judge, judged = None, None
         if args.identity:  # moving MNIST: does the rollout keep the digit? (the judge's own accuracy is recorded)
-            from vaekit.digit_classifier import digit_classifier
+            from vaekit.metrics.digit_classifier import digit_classifier
 
             judge, judged = digit_classifier(args.data_dir)
         jumps = tuple(range(1, getattr(model.config, "max_jump", 1) + 1))

@@ -1,5 +1,5 @@
 """HTML pieces shared by ``vaekit report`` and ``vaekit explore``: escaping, data URIs, charts and a model's typed
-figures (vaekit.figure_types) as inline HTML. Everything a page shows is inlined (base64 data URIs, inline CSS), so
+figures (vaekit.core.figures) as inline HTML. Everything a page shows is inlined (base64 data URIs, inline CSS), so
 a page opens offline and fetches nothing."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from PIL import Image
 from torch import Tensor
 
-from vaekit.figure_types import AudioClip, Bars, Curve, Figure, ImageGrid, Table
-from vaekit.figures import wav_bytes
+from vaekit.core.drawing import wav_bytes
+from vaekit.core.figures import AudioClip, Bars, Curve, Figure, ImageGrid, Table
 
 
 def esc(value: object) -> str:
@@ -138,7 +138,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], ylabel: str, title
 
 # -- typed figures ------------------------------------------------------------------------------------------------
 def image_grid_uri(images: Tensor, nrow: int) -> str:
-    from vaekit.figures import grid
+    from vaekit.core.drawing import grid
 
     return data_uri(png_bytes(grid(images, nrow, scale=grid_scale(images, nrow))), "image/png")
 

@@ -1,4 +1,4 @@
-"""The one figure writer: a model's typed figures (vaekit.figure_types) to files. Image grids with pillow
+"""The one figure writer: a model's typed figures (vaekit.core.figures) to files. Image grids with pillow
 (torchvision does not load beside the CPU torch used here), curves with matplotlib, audio as 16-bit WAV."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from vaekit.figure_types import AudioClip, Bars, Curve, Figure, ImageGrid, Table, paired_rows
+from vaekit.core.figures import AudioClip, Bars, Curve, Figure, ImageGrid, Table, paired_rows
 
 
 def grid(images: Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> Image.Image:

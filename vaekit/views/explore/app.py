@@ -1,6 +1,7 @@
 """``vaekit explore RUN``: a local web page with one slider per latent dimension whose decoded picture follows the
 sliders as they move; start from a test example's or an uploaded image's posterior mean. FastAPI + uvicorn
-(``pip install vaekit[explore]``); the model side is ``vaekit.explore_models``, the page ``vaekit.explore_page``.
+(``pip install vaekit[explore]``); the model side is ``vaekit.views.explore.kinds``, the page
+``vaekit.views.explore.page``.
 
     vaekit explore runs/vae_mnist                 # http://127.0.0.1:8765/
     vaekit explore runs/vae_mnist --port 0        # any free port (printed)
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 
-from vaekit.explore_models import ExploreError, Explorer, describe, explorer_for, image_png
+from vaekit.views.explore.kinds import ExploreError, Explorer, describe, explorer_for, image_png
 
 MAX_UPLOAD = 5 * 2**20  # bytes; a larger request is refused with 413 before it is read
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -106,7 +107,7 @@ def create_app(explorer: Explorer, title: str = "vaekit explore", max_upload: in
     from starlette.datastructures import UploadFile
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    from vaekit.explore_page import explorer_page
+    from vaekit.views.explore.page import explorer_page
 
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     lock = threading.Lock()
@@ -171,7 +172,7 @@ def create_app(explorer: Explorer, title: str = "vaekit explore", max_upload: in
 
     @app.post("/api/audio")
     async def audio(request: Request) -> Response:
-        from vaekit.figures import wav_bytes
+        from vaekit.core.drawing import wav_bytes
 
         if not callable(getattr(explorer, "audio", None)):
             raise ExploreError(f"{type(explorer.model).__name__} makes no sound")
@@ -227,7 +228,7 @@ def create_app(explorer: Explorer, title: str = "vaekit explore", max_upload: in
 
 def load_explorer(run: str | Path, examples: int = 64, data_dir: str | None = None) -> tuple[Explorer, str]:
     """The run's model and test examples in an explorer, and a title for the page."""
-    from vaekit.io import held_out_batch, load_run
+    from vaekit.run.io import held_out_batch, load_run
 
     model, cfg, run_dir = load_run(run)
     sequence = callable(getattr(model, "rollout", None))

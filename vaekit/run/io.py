@@ -19,8 +19,8 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vaekit import registry
-from vaekit.config import ConfigError, RunConfig, load_config, migrate, model_config, plain, read_yaml
+from vaekit.models import registry
+from vaekit.run.config import ConfigError, RunConfig, load_config, migrate, model_config, plain, read_yaml
 
 
 def _replace_atomically(path: Path, write: Any) -> None:

@@ -24,7 +24,7 @@ import yaml
 from annotated_types import Ge, Gt
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from vaekit.errors import OneLineError
+from vaekit.core.errors import OneLineError
 
 PositiveInt = Annotated[int, Ge(1)]
 NonNegativeInt = Annotated[int, Ge(0)]
@@ -273,7 +273,7 @@ def model_config(model: dict[str, Any], defaults: dict[str, Any] | None = None) 
     """The registered model's config dataclass, validated (``model.name`` picks the model).
 
     ``defaults`` (from the data set: input shape, classes) fill the fields the recipe leaves out."""
-    from vaekit import registry
+    from vaekit.models import registry
 
     model = dict(model)
     name = model.pop("name", None)

@@ -75,9 +75,9 @@ def digit_classifier(data_dir: str | os.PathLike | None = None, folder: Path | N
         net = DigitNet()
         net.load_state_dict(load_file(str(weights)))
         return net.eval(), json.loads(meta.read_text())["test_accuracy"]
-    from vaekit.data import mnist
+    from vaekit.data.mnist import load as load_mnist
 
-    data = mnist.load(data_dir)
+    data = load_mnist(data_dir)
     net, accuracy = train_digit_classifier(data["train_images"], data["train_labels"], data["test_images"],
                                            data["test_labels"])
     folder.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from annotated_types import Ge, Gt
 from torch import Tensor
 
-from vaekit.data.files import DataError
+from vaekit.core.errors import DataError
 
 SAMPLE_RATE = 8000  # FSDD's rate; the synthetic corpus is resampled to it
 

@@ -1,0 +1,163 @@
+"""``fit``: a recipe's run wired together (data, model, module, callbacks, loggers, ``lightning.Trainer``).
+
+The ``trainer:`` section goes to ``lightning.Trainer`` as it is, so DDP on several GPUs or nodes, clipping and
+accumulation need no code here; the step is ``vaekit.run.module``, what a run writes ``vaekit.run.callbacks``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from torch import nn
+
+from vaekit.core.likelihoods import check_likelihood
+from vaekit.data import build_data, loader
+from vaekit.models.registry import build
+from vaekit.run.callbacks import (
+    AtomicCheckpointIO,
+    ExportWeights,
+    Figures,
+    MetricsDuringTraining,
+    Resumable,
+    _Checkpoint,
+    _NoProfiler,
+)
+from vaekit.run.config import ConfigError, RunConfig, model_config, plain, resolved_model
+from vaekit.run.io import check_writable, load, run_footprint, write_config
+from vaekit.run.logs import make_loggers
+from vaekit.run.module import VAEModule
+
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*LeafSpec.*")
+warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+
+__all__ = ["VAEModule", "fit", "init_from_runs", "resolve_resume"]
+
+
+def _trainer_args(cfg: RunConfig) -> dict[str, Any]:
+    args = asdict(cfg.trainer)
+    devices = args["devices"]
+    args["devices"] = int(devices) if isinstance(devices, str) and devices.isdigit() else devices
+    return args
+
+
+def init_from_runs(model: nn.Module, init: dict[str, str]) -> None:
+    """Load submodules from trained runs (``train.init: {baseline: runs/regressor}``), checking they match."""
+    for name, path in init.items():
+        try:
+            sub = model.get_submodule(name)
+        except AttributeError:
+            raise ConfigError(f"train.init.{name}: the model has no submodule {name!r}") from None
+        trained = load(path).state_dict()
+        mine = sub.state_dict()
+        if trained.keys() != mine.keys() or any(trained[k].shape != mine[k].shape for k in mine):
+            raise ConfigError(f"train.init.{name}: {path} does not match the model's {name} (set its widths, "
+                              f"e.g. model.baseline_hidden, to the trained run's)")
+        sub.load_state_dict(trained)
+
+
+def resolve_resume(resume: str | Path | None, run_dir: Path) -> tuple[Path, int] | None:
+    """``auto``: the run directory's newest checkpoint, if it has one; else the path given. With its step."""
+    if resume is None:
+        return None
+    if str(resume) == "auto":
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            print(f"vaekit: no checkpoint in {run_dir / 'checkpoints'} yet; starting from scratch")
+            return None
+        print(f"vaekit: resuming from {path}")
+    else:
+        path = Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:  # tensors and plain values only: a pickled class or code is refused before Lightning sees the file
+        step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
+    return path, step
+
+
+def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
+    """The optimizer steps a run will take, from epochs, batch limits, accumulation and max_steps."""
+    limit = cfg.trainer.limit_train_batches
+    per_epoch = int(batches_per_epoch * limit) if isinstance(limit, float) else min(batches_per_epoch, limit)
+    total = cfg.train.epochs * -(-per_epoch // cfg.trainer.accumulate_grad_batches)  # a last partial one steps too
+    return min(total, cfg.trainer.max_steps) if cfg.trainer.max_steps >= 0 else total
+
+
+def fit(
+    cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None, callbacks: list[Callback] | None = None
+) -> tuple[VAEModule, L.Trainer]:
+    """Train ``cfg`` into ``run_dir`` (config, logs, checkpoints, figures, safetensors weights).
+
+    ``resume``: a checkpoint, or ``"auto"`` for the run directory's newest one. ``callbacks`` run before
+    vaekit's own (checkpoints, weight export, figures, progress bar) in each hook."""
+    run_dir = Path(run_dir)
+    t = cfg.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    ckpt_path, resume_step = resolve_resume(resume, run_dir) or (None, None)
+    check_writable(run_dir)  # before the data are loaded
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    splits = build_data(cfg.data)
+    model_cfg = model_config(cfg.model, splits.defaults)
+    cfg.model = resolved_model(cfg.model, splits.defaults)  # config.yaml records every default
+    model = build(cfg.model_name, model_cfg)
+    check_likelihood(model.observation_model(), splits.observation)
+    init_from_runs(model, t.init)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
+    total_steps = _total_steps(cfg, len(train_loader))
+    model.check_budget(total_steps)  # e.g. a fade-in that would outlast the training
+    check_writable(run_dir, run_footprint(model))
+    write_config(cfg, run_dir)
+    module = VAEModule(model, plain(cfg.to_dict()))
+    term, mode = model.monitor
+    best = _Checkpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{term}", mode=mode,
+                       save_top_k=1, save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
+    resumable = Resumable(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every_n_steps,
+                          train_loader.batch_sampler)
+    # Callbacks passed in run first in each hook (a timer then measures the loop, not vaekit's file writes).
+    validate = len(splits.val) > 0  # no held-out set (data.val_size=0): the last weights are the weights
+    callbacks = [*(callbacks or []), *([best] if validate else []), resumable,
+                 ExportWeights(run_dir, model.monitor, t.snapshot_epochs),
+                 *([Figures(run_dir, splits.val.head(32), t.figures_every_n_epochs)] if validate else [])]
+    if t.metrics:
+        from vaekit.run.evaluate import check_metric_settings
+
+        check_metric_settings(t.metric_settings)
+        if splits.ground_truth is None:
+            raise ConfigError(f"train.metrics: data set {cfg.data.name!r} has no known factors to score against")
+        callbacks.append(MetricsDuringTraining(run_dir, t.metrics, t.metrics_every_n_steps, splits.ground_truth,
+                                               cfg.eval.metrics_seed, t.metric_settings))
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=25))
+    limits = {**_trainer_args(cfg), "max_epochs": t.epochs}
+    if cfg.trainer.max_steps >= 0:
+        # Lightning restarts a run with max_steps set without resyncing its epoch counters: each resume from an
+        # end-of-epoch checkpoint counts that epoch twice against max_epochs (a 12,000-step run stopped at 11,000).
+        # Both limits in steps, then, and the steps decide.
+        limits.update(max_steps=total_steps, max_epochs=-1)
+    trainer = L.Trainer(
+        **limits, logger=make_loggers(run_dir, t.loggers, resume_step),
+        callbacks=callbacks,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, enable_model_summary=False,
+        default_root_dir=str(run_dir), num_sanity_val_steps=0, use_distributed_sampler=False,
+        plugins=[AtomicCheckpointIO()], profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
+    )
+    trainer.fit(
+        module,
+        train_dataloaders=train_loader,
+        val_dataloaders=loader(splits.val, 1000, shuffle=False, seed=t.seed + 1) if validate else None,
+        ckpt_path=str(ckpt_path) if ckpt_path else None,
+        weights_only=True,
+    )
+    return module, trainer
