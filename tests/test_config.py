@@ -58,7 +58,7 @@ def test_cli_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("vaekit: error: unknown key train.lrr") and "\n" not in err
     assert main(["evaluate", "/nonexistent/run"]) == 2
-    assert "no such run directory" in capsys.readouterr().err
+    assert "argument run: /nonexistent/run: no such file or directory" in capsys.readouterr().err
 
 
 @dataclass

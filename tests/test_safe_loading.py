@@ -38,7 +38,7 @@ def test_the_payload_really_runs_code_when_unpickled(tmp_path: Path) -> None:
 
 def test_pickled_checkpoints_are_refused_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt, marker = _evil_checkpoint(tmp_path)
-    with pytest.raises(ValueError, match="not a vaekit checkpoint, or unsafe to load"):
+    with pytest.raises(ValueError, match="not a vaekit checkpoint, truncated, or unsafe to load"):
         vaekit.load(ckpt)
     calls = [["train", "vae", "--resume", str(ckpt), "--out", str(tmp_path / "run")],
              ["evaluate", str(ckpt)], ["sample", str(ckpt)], ["reconstruct", str(ckpt)], ["traverse", str(ckpt)]]

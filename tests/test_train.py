@@ -71,7 +71,7 @@ def test_cli_train_evaluate_sample_reconstruct(tmp_path: Path, data_dir: Path,
                  "--out", str(run)]) == 0
     assert main(["evaluate", str(run), "--nll-samples", "20", "--limit", "64", "--quiet",
                  "--data-dir", str(data_dir), "--device", "not-a-device"]) == 2
-    assert "--device 'not-a-device' is no torch device" in capsys.readouterr().err
+    assert "argument --device: device 'not-a-device' must be auto, cpu, cuda or cuda:N" in capsys.readouterr().err
     assert not (run / "eval_k20_n64.json").exists()
     assert main(["evaluate", str(run), "--nll-samples", "20", "--limit", "64", "--quiet",
                  "--data-dir", str(data_dir)]) == 0

@@ -4,14 +4,17 @@ speak (vaekit.views.speak), report (vaekit.views.report) and explore (vaekit.vie
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from vaekit.run.config import ConfigError, load_config
+from vaekit.core import options as opt
+from vaekit.run.config import ConfigError, check_strategy, load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -56,9 +59,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             recipe = raw
     cfg = load_config(recipe, overrides)
     run_dir = Path(args.out or Path("runs") / cfg.name)
-    print(f"vaekit: training {cfg.model_name} on {cfg.data.name} -> {run_dir}")
-    fit(cfg, run_dir, resume=args.resume)
-    print(f"vaekit: done; weights in {run_dir / 'model.safetensors'}, figures in {run_dir / 'figures'}")
+    opt.say(f"vaekit: training {cfg.model_name} on {cfg.data.name} -> {run_dir}")
+    fit(cfg, run_dir, resume=args.resume, overwrite=args.overwrite)
+    figures = run_dir / "figures"
+    opt.say(f"vaekit: done; weights in {run_dir / 'model.safetensors'}"
+            + (f", figures in {figures}" if figures.is_dir() else ""))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -159,6 +164,32 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(sweep(args.recipe, jobs=args.jobs, out=args.out, only_table=args.table_only))
 
 
+def cmd_check(args: argparse.Namespace) -> None:
+    """Each file of the run against its checksum, then each weights file loaded into the model of config.yaml."""
+    from vaekit.run.folder import RunFolderError, check_run
+    from vaekit.run.io import load_run
+
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir}: not a run directory")
+    report = dict(check_run(run_dir))
+    for name in sorted(report):
+        if report[name].startswith("ok") and name.endswith((".safetensors", ".ckpt")):
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):  # its warnings about the others: listed below
+                    load_run(run_dir / name)
+            except (ValueError, ConfigError, FileNotFoundError) as e:
+                report[name] = f"does not load: {e}"
+    if not report:
+        raise RunFolderError(f"{run_dir}: no weights or checkpoint to check")
+    for name, verdict in sorted(report.items()):
+        print(f"  {name:<36} {verdict}")
+    bad = [n for n, v in report.items() if not v.startswith("ok")]
+    if bad:
+        raise RunFolderError(f"{run_dir} is not whole: {', '.join(bad)}")
+    print(f"vaekit: {run_dir} is whole ({len(report)} files)")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from vaekit.data import data_names, get_data
     from vaekit.models import registry
@@ -177,75 +208,141 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"  {p.stem}")
 
 
+def _version() -> str:
+    from vaekit import __version__
+
+    return __version__
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted training: --resume auto in place of --resume/--overwrite."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith(("--resume=", "--overwrite")):
+            kept.append(a)
+    return "vaekit " + shlex.join([*kept, "--resume", "auto"])
+
+
+def _recipe_arg(target: str) -> str:
+    if not target.strip() or Path(target).is_dir():
+        raise argparse.ArgumentTypeError(f"{target!r} is neither a recipe file nor a model name")
+    try:
+        _recipe(target)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return target
+
+
+def _override_arg(text: str) -> str:
+    key = text.split("=", 1)[0]
+    if "=" not in text or not key or any(not part.isidentifier() for part in key.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r} must look like section.key=value, e.g. train.lr=3e-4")
+    return text
+
+
+def _data_names() -> list[str]:
+    from vaekit.data import data_names
+
+    return data_names()
+
+
+def _metric_names() -> list[str]:
+    from vaekit.metrics import METRICS
+
+    return sorted(METRICS)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders, trained and measured.")
+    p = opt.OneLineParser(prog="vaekit", description="Variational autoencoders, trained and measured.")
+    p.add_argument("--version", action="version", version=f"vaekit {_version()}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a recipe (configs/*.yaml) or a model by name")
-    t.add_argument("recipe", help="recipe YAML, recipe name in configs/, or model name")
-    t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=3e-4 model.latent_dim=20")
-    t.add_argument("--data", help="data set name (data.name): mnist, images, arrays, idx, ...")
-    t.add_argument("--data-dir", help="folder or file with the data (else $VAEKIT_DATA, else a download cache)")
-    t.add_argument("--out", help="run directory (default runs/<recipe name>)")
-    t.add_argument("--resume", help="'auto' (the run directory's newest checkpoint, if any) or a .ckpt file: "
-                                    "step count, optimizer, schedules and data order continue")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--max-time", help="wall-clock budget DD:HH:MM:SS")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--devices", help="lightning devices: auto, 1, 4, '0,1'")
-    t.add_argument("--accelerator", help="cpu, gpu, auto")
-    t.add_argument("--strategy", help="lightning strategy: auto, ddp, ...")
-    t.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed")
+    t.add_argument("recipe", type=_recipe_arg, help="recipe YAML, recipe name in configs/, or model name")
+    t.add_argument("overrides", nargs="*", type=_override_arg,
+                   help="section.key=value, e.g. train.lr=3e-4 model.latent_dim=20")
+    t.add_argument("--data", type=opt.one_of(_data_names, "data set"),
+                   help="data set name (data.name): mnist, images, arrays, idx, ...")
+    t.add_argument("--data-dir", type=opt.existing_path,
+                   help="folder or file with the data (else $VAEKIT_DATA, else a download cache)")
+    t.add_argument("--out", type=opt.out_path, help="run directory (default runs/<recipe name>)")
+    how = t.add_mutually_exclusive_group()
+    how.add_argument("--resume", type=opt.resume,
+                     help="'auto' (the run directory's newest checkpoint, if any) or a .ckpt file: "
+                          "step count, optimizer, schedules and data order continue")
+    how.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in --out (its weights, checkpoints, logs and figures)")
+    t.add_argument("--epochs", type=opt.count(10**6))
+    t.add_argument("--max-time", type=opt.max_time, help="wall-clock budget DD:HH:MM:SS")
+    t.add_argument("--seed", type=opt.seed)
+    t.add_argument("--devices", type=opt.devices, help="lightning devices: auto, 1, 4, '0,1'")
+    t.add_argument("--accelerator", type=opt.accelerator, help="cpu, gpu, auto")
+    t.add_argument("--strategy", type=opt.as_type("strategy", check_strategy),
+                   help="lightning strategy: auto, ddp, ...")
+    t.add_argument("--precision", type=opt.precision, help="32-true, bf16-mixed, 16-mixed")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test NLL (-L_k), ELBO, KL and active units of a trained run")
-    e.add_argument("run", help="run directory, .safetensors or .ckpt")
-    e.add_argument("overrides", nargs="*", help="eval.key=value, e.g. eval.metric_settings.beta_vae.num_train=2000")
-    e.add_argument("--nll-samples", type=int, help="k importance samples (default: the recipe's, 5000)")
-    e.add_argument("--limit", type=int, help="only the first N test images")
-    e.add_argument("--chunk-size", type=int, help="importance samples per decoder pass")
-    e.add_argument("--processes", type=int, help="evaluate the test set in that many processes at once")
-    e.add_argument("--metrics", help="disentanglement metrics on data with known factors, e.g. "
-                                     "mig,dci,sap,factor_vae,beta_vae")
-    e.add_argument("--data-dir")
-    e.add_argument("--device", default="auto", help="where the model runs: auto (the GPU if any), cpu, cuda")
+    e.add_argument("run", type=opt.existing_path, help="run directory, .safetensors or .ckpt")
+    e.add_argument("overrides", nargs="*", type=_override_arg,
+                   help="eval.key=value, e.g. eval.metric_settings.beta_vae.num_train=2000")
+    e.add_argument("--nll-samples", type=opt.count(10**7), help="k importance samples (default: the recipe's, 5000)")
+    e.add_argument("--limit", type=opt.count(10**9), help="only the first N test images")
+    e.add_argument("--chunk-size", type=opt.count(10**6), help="importance samples per decoder pass")
+    e.add_argument("--processes", type=opt.jobs(), help="evaluate the test set in that many processes at once")
+    e.add_argument("--metrics", type=opt.names(_metric_names, "metric"),
+                   help="disentanglement metrics on data with known factors, e.g. mig,dci,sap,factor_vae,beta_vae")
+    e.add_argument("--data-dir", type=opt.existing_path)
+    e.add_argument("--device", type=opt.device, default="auto",
+                   help="where the model runs: auto (the GPU if any), cpu, cuda")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("sample", help="a PNG grid of samples from the prior")
-    s.add_argument("run")
-    s.add_argument("-n", type=int, default=64)
-    s.add_argument("--nrow", type=int, default=8)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--label", type=int, help="class to generate (label-conditioned models, e.g. cvae)")
-    s.add_argument("--out")
+    s.add_argument("run", type=opt.existing_path)
+    s.add_argument("-n", type=opt.count(4096), default=64)
+    s.add_argument("--nrow", type=opt.count(4096), default=8)
+    s.add_argument("--seed", type=opt.seed, default=0)
+    s.add_argument("--label", type=opt.integer(0, 10**6),
+                   help="class to generate (label-conditioned models, e.g. cvae)")
+    s.add_argument("--out", type=opt.out_path)
     s.set_defaults(func=cmd_sample)
 
     r = sub.add_parser("reconstruct", help="a PNG of test images above their reconstructions")
-    r.add_argument("run")
-    r.add_argument("-n", type=int, default=32)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--data-dir")
-    r.add_argument("--out")
+    r.add_argument("run", type=opt.existing_path)
+    r.add_argument("-n", type=opt.count(1024), default=32)
+    r.add_argument("--seed", type=opt.seed, default=0)
+    r.add_argument("--data-dir", type=opt.existing_path)
+    r.add_argument("--out", type=opt.out_path)
     r.set_defaults(func=cmd_reconstruct)
 
     v = sub.add_parser("traverse", help="latent traversals (rows: latents by KL) and a KL-per-latent chart")
-    v.add_argument("run")
-    v.add_argument("--seeds", type=int, default=3, help="seed images (one PNG each)")
-    v.add_argument("--steps", type=int, default=7, help="values per latent, from -radius to radius")
-    v.add_argument("--radius", type=float, default=3.0)
-    v.add_argument("--images", type=int, default=1000, help="test images the KL per latent is averaged over")
-    v.add_argument("--data-dir")
-    v.add_argument("--out", help="folder (default RUN/traversals)")
+    v.add_argument("run", type=opt.existing_path)
+    v.add_argument("--seeds", type=opt.count(100), default=3, help="seed images (one PNG each)")
+    v.add_argument("--steps", type=opt.integer(2, 101), default=7, help="values per latent, from -radius to radius")
+    v.add_argument("--radius", type=opt.number(0, 100), default=3.0)
+    v.add_argument("--images", type=opt.count(10**6), default=1000,
+                   help="test images the KL per latent is averaged over")
+    v.add_argument("--data-dir", type=opt.existing_path)
+    v.add_argument("--out", type=opt.out_path, help="folder (default RUN/traversals)")
     v.set_defaults(func=cmd_traverse)
 
     w = sub.add_parser("sweep", help="train and evaluate every run of a sweep recipe, then write its table")
-    w.add_argument("recipe")
-    w.add_argument("--jobs", type=int, default=1, help="runs trained at once (each its own process)")
-    w.add_argument("--out", help="sweep directory (default runs/<name>)")
+    w.add_argument("recipe", type=opt.existing_file)
+    w.add_argument("--jobs", type=opt.jobs(), default=1, help="runs trained at once (each its own process)")
+    w.add_argument("--out", type=opt.out_path, help="sweep directory (default runs/<name>)")
     w.add_argument("--table-only", action="store_true", help="only (re)write the table from finished runs")
     w.set_defaults(func=cmd_sweep)
+
+    c = sub.add_parser("check", help="whether a run is whole: its config, each weights file against its recorded "
+                                     "checksum, and the checkpoint")
+    c.add_argument("run", type=opt.existing_path, help="run directory")
+    c.set_defaults(func=cmd_check)
 
     from vaekit.views.explore.app import add_explore_parser
     from vaekit.views.report import add_report_parser
@@ -261,16 +358,28 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vaekit.run.callbacks import Interrupted
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
     # key=value overrides may come after options too: `vaekit train vae --epochs 3 model.latent_dim=8`.
-    args, extra = p.parse_known_args(argv)
-    stray = [a for a in extra if a.startswith("-") or "=" not in a or args.command not in ("train", "evaluate")]
-    if stray:
-        p.error(f"unrecognized arguments: {' '.join(stray)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
+    try:  # a bad option is one line and exit status 2 (argparse's SystemExit), returned like any other error
+        args, extra = p.parse_known_args(argv)
+        stray = [a for a in extra if a.startswith("-") or "=" not in a or args.command not in ("train", "evaluate")]
+        if stray:
+            p.error(f"unrecognized arguments: {' '.join(stray)}")
+        if extra:
+            try:
+                args.overrides = [*args.overrides, *(_override_arg(a) for a in extra)]
+            except argparse.ArgumentTypeError as e:
+                p.error(f"argument overrides: {e}")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
     try:
         args.func(args)
+    except Interrupted as e:
+        opt.say(f"vaekit: {e}; resume with:\n  {_resume_command(argv)}")
+        return e.exit_status
     except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError, OSError, FloatingPointError) as e:
         if args.debug:
             raise

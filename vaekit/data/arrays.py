@@ -140,7 +140,7 @@ def to_images(a: np.ndarray, where: str) -> Tensor:
         a = a.astype(np.uint8, copy=False)
     else:
         raise DataError(f"{where}: dtype {a.dtype}; expected uint8, bool or floats in [0, 1]")
-    return torch.from_numpy(np.ascontiguousarray(a))
+    return torch.from_numpy(np.array(a))  # a copy: a memory-mapped or parsed buffer is read-only
 
 
 def to_labels(a: np.ndarray, n: int, where: str) -> Tensor:

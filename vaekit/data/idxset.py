@@ -87,7 +87,7 @@ def read_images(path: Path) -> Tensor:
         raise DataError(f"{path}: shape {a.shape}: expected images, idx3 [N, H, W] or idx4 [N, H, W, C] with C 1 or 3")
     if a.shape[0] == 0:
         raise DataError(f"{path}: no images")
-    return torch.from_numpy(np.ascontiguousarray(a))  # a copy: the parsed buffer is read-only
+    return torch.from_numpy(np.array(a))  # a copy (ascontiguousarray is none when contiguous): the buffer is read-only
 
 
 def read_labels(path: Path, n: int) -> Tensor:

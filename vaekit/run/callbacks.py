@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from lightning.pytorch.profilers import PassThroughProfiler
 from vaekit.core.drawing import write_figure
 from vaekit.data import EpochBatches
 from vaekit.models.base import Ability, has
+from vaekit.run.folder import replace_recorded
 from vaekit.run.io import save_weights
 from vaekit.run.module import VAEModule
 
@@ -49,7 +52,11 @@ class _Checkpoint(ModelCheckpoint):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file, then renames it over the old one: a run killed while
-    writing leaves the previous checkpoint whole."""
+    writing leaves the previous checkpoint whole. Its checksum goes into the run's SHA256SUMS."""
+
+    def __init__(self, run_dir: Path | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir.resolve() if run_dir is not None else None
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
@@ -57,7 +64,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
+            if self.run_dir is not None and path.resolve().is_relative_to(self.run_dir):
+                replace_recorded(tmp, path, self.run_dir)
+            else:
+                os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # torn writes of processes killed mid-save
@@ -93,8 +103,12 @@ class Resumable(Callback):
         done = idx + 1
         stepped = done % trainer.accumulate_grad_batches == 0  # never save halfway through an accumulation
         if self.every and stepped and trainer.global_step % self.every == 0 and done < trainer.num_training_batches:
-            self.position = (trainer.current_epoch, done)
-            trainer.save_checkpoint(self.path, weights_only=False)  # the full state: optimizer, loops
+            self.save_mid_epoch(trainer, done)
+
+    def save_mid_epoch(self, trainer: L.Trainer, done: int) -> None:
+        """The full state (optimizer, loops) after ``done`` batches of the current epoch."""
+        self.position = (trainer.current_epoch, done)
+        trainer.save_checkpoint(self.path, weights_only=False)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
         # Also when max_time or max_steps cut the epoch short: Lightning then counts the epoch as done, and a
@@ -132,6 +146,69 @@ class Resumable(Callback):
             self.sampler.skip(state["epoch"], state["batches"])
 
 
+class Interrupted(Exception):
+    """Training stopped by a signal after a whole step, with a checkpoint that resumes it."""
+
+    def __init__(self, signame: str, step: int, checkpoint: Path) -> None:
+        super().__init__(f"stopped by {signame} at step {step}; checkpoint saved in {checkpoint}")
+        self.signame, self.step, self.checkpoint = signame, step, checkpoint
+        self.exit_status = 128 + int(getattr(signal, signame, signal.SIGTERM))
+
+
+class StopOnSignal(Callback):
+    """Ctrl-C (SIGINT) or SIGTERM while training: finish the step under way, save ``last.ckpt`` (atomically, as
+    every checkpoint), then stop with ``Interrupted``. A second Ctrl-C stops at once.
+
+    The signal only sets a flag: saving in the handler could catch the optimizer halfway through its update. At
+    the last batch of an epoch the stop waits for the epoch's end, whose own checkpoint starts the next epoch."""
+
+    def __init__(self, resumable: Resumable) -> None:
+        self.resumable = resumable
+        self.signame: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.signame is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: no waiting for the step
+        self.signame = signal.Signals(signum).name
+
+    def on_train_start(self, trainer: L.Trainer, module: VAEModule) -> None:
+        # After Lightning's own SIGTERM handler is in place (it would stop mid-accumulation, without saving).
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._note)
+
+    def _requested(self, trainer: L.Trainer) -> bool:
+        asked = self.signame is not None
+        if trainer.world_size > 1:  # every process stops at the same step, or the others wait forever
+            asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
+        return asked
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: VAEModule, outputs: Any, batch: Any, idx: int) -> None:
+        done = idx + 1
+        if done % trainer.accumulate_grad_batches or done >= trainer.num_training_batches:
+            return
+        if self._requested(trainer):
+            self.resumable.save_mid_epoch(trainer, done)
+            self._stop(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        if self._requested(trainer):  # Resumable has saved the epoch's end
+            self._stop(trainer)
+
+    def _stop(self, trainer: L.Trainer) -> None:
+        self.on_train_end(trainer, trainer.lightning_module)
+        raise Interrupted(self.signame or "SIGTERM", trainer.global_step, self.resumable.path)
+
+    def on_train_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def on_exception(self, trainer: L.Trainer, module: VAEModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, module)
+
+
 class ExportWeights(Callback):
     """Writes model.safetensors after every validation, best.safetensors when the monitored term (the model's
     true ELBO or bound, never an annealed loss) improves, and snapshots/epochNNNN.safetensors at the epochs
@@ -146,22 +223,22 @@ class ExportWeights(Callback):
         epoch = trainer.current_epoch + 1
         if epoch in self.snapshots and trainer.is_global_zero:
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
-            save_weights(module.model, self.run_dir / "snapshots" / f"epoch{epoch:04d}.safetensors")
+            save_weights(module.model, self.run_dir / "snapshots" / f"epoch{epoch:04d}.safetensors", self.run_dir)
 
     def on_validation_end(self, trainer: L.Trainer, module: VAEModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        save_weights(module.model, self.run_dir / "model.safetensors")
+        save_weights(module.model, self.run_dir / "model.safetensors", self.run_dir)
         value = trainer.callback_metrics.get(self.key)
         if trainer.global_step < module.model.monitor_from_step():
             return  # e.g. a progressive model before its last level is in: not comparable with what follows
         if value is not None and self.sign * float(value) < self.best:
             self.best = self.sign * float(value)
-            save_weights(module.model, self.run_dir / "best.safetensors")
+            save_weights(module.model, self.run_dir / "best.safetensors", self.run_dir)
 
     def on_train_end(self, trainer: L.Trainer, module: VAEModule) -> None:
         if trainer.is_global_zero:
-            save_weights(module.model, self.run_dir / "model.safetensors")
+            save_weights(module.model, self.run_dir / "model.safetensors", self.run_dir)
 
     def state_dict(self) -> dict[str, float]:
         return {"best": self.best}

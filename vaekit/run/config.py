@@ -24,6 +24,7 @@ import yaml
 from annotated_types import Ge, Gt
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from vaekit.core import options
 from vaekit.core.errors import OneLineError
 
 PositiveInt = Annotated[int, Ge(1)]
@@ -70,6 +71,17 @@ class TrainConfig:
     init: dict[str, str] = field(default_factory=dict)
 
 
+def check_strategy(value: str) -> str:
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    allowed = sorted({"auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "deepspeed",
+                      *StrategyRegistry.available_strategies()})
+    if value not in allowed:
+        common = [a for a in allowed if "_find_unused" not in a and "offload" not in a and "stage" not in a]
+        raise ValueError(f"strategy {value!r} is not one of Lightning's: {', '.join(common)} (and their variants)")
+    return value
+
+
 @dataclass
 class TrainerConfig:
     """Arguments of ``lightning.Trainer``, passed on as they are (see its documentation)."""
@@ -89,6 +101,14 @@ class TrainerConfig:
     accumulate_grad_batches: PositiveInt = 1
     sync_batchnorm: bool = False
     deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        # The same checks as the --accelerator/--devices/... flags: refused here, not by Lightning mid-start.
+        options.check_accelerator(self.accelerator)
+        options.check_devices(self.devices)
+        check_strategy(self.strategy)
+        options.check_precision(self.precision)
+        options.check_max_time(self.max_time)
 
 
 @dataclass
@@ -319,9 +339,24 @@ def plain(value: Any) -> Any:
     return value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"key {key!r} appears twice (line {key_node.start_mark.line + 1}); keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -340,7 +375,9 @@ def load_config(source: str | Path | dict[str, Any] | None = None, overrides: li
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"recipe {str(path)!r} does not exist")
-        raw = read_yaml(path) or {}
+        raw = read_yaml(path)
+        if raw is None:
+            raise ConfigError(f"{path}: the recipe is empty; a recipe names at least its model (model: vae)")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}")
         raw.setdefault("name", path.stem)

@@ -6,6 +6,7 @@ accumulation need no code here; the step is ``vaekit.run.module``, what a run wr
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from torch import nn
 
+from vaekit.core.errors import brief
 from vaekit.core.likelihoods import check_likelihood
+from vaekit.core.options import is_rank_zero, say
 from vaekit.data import build_data, loader
 from vaekit.models.registry import build
 from vaekit.run.callbacks import (
@@ -25,10 +28,12 @@ from vaekit.run.callbacks import (
     Figures,
     MetricsDuringTraining,
     Resumable,
+    StopOnSignal,
     _Checkpoint,
     _NoProfiler,
 )
-from vaekit.run.config import ConfigError, RunConfig, model_config, plain, resolved_model
+from vaekit.run.config import ConfigError, RunConfig, migrate, model_config, plain, resolved_model
+from vaekit.run.folder import RunFolderError, claim, clear_run, holds_run, verify
 from vaekit.run.io import check_writable, load, run_footprint, write_config
 from vaekit.run.logs import make_loggers
 from vaekit.run.module import VAEModule
@@ -36,6 +41,17 @@ from vaekit.run.module import VAEModule
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
 warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+
+
+class _NoAdverts(logging.Filter):
+    """Lightning prints a tip for its cloud services at every training; vaekit's users did not ask for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+    logging.getLogger(_name).addFilter(_NoAdverts())
 
 __all__ = ["VAEModule", "fit", "init_from_runs", "resolve_resume"]
 
@@ -69,19 +85,43 @@ def resolve_resume(resume: str | Path | None, run_dir: Path) -> tuple[Path, int]
     if str(resume) == "auto":
         path = run_dir / "checkpoints" / "last.ckpt"
         if not path.exists():
-            print(f"vaekit: no checkpoint in {run_dir / 'checkpoints'} yet; starting from scratch")
+            say(f"vaekit: no checkpoint in {run_dir / 'checkpoints'} yet; starting from scratch")
             return None
-        print(f"vaekit: resuming from {path}")
+        say(f"vaekit: resuming from {path}")
     else:
         path = Path(resume)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such checkpoint")
+    verify(path, path.parent.parent)  # checkpoints/last.ckpt against the run's SHA256SUMS
     try:  # tensors and plain values only: a pickled class or code is refused before Lightning sees the file
         step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
+        raise ValueError(f"{path}: not a vaekit checkpoint, truncated, or unsafe to load "
+                         f"({brief(e)})") from None
     return path, step
+
+
+def check_resume(ckpt_path: Path, cfg: RunConfig, model: nn.Module) -> None:
+    """Before anything in the run folder changes: the checkpoint was made by this model on this data (the
+    recorded model and data sections agree with the new ones, and its weights load), else one line naming the
+    first setting that differs."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    recorded = migrate(ckpt.get("hyper_parameters", {}).get("config", {}))
+    now = plain(cfg.to_dict())
+    for section in ("model", "data"):
+        old, new = recorded.get(section) or {}, now.get(section) or {}
+        # The data may have moved folder, and the batch may be split differently (DDP's per-device batch).
+        for key in sorted(old.keys() & new.keys() - {"dir", "batch_size", "drop_last"}):
+            if plain(old[key]) != new[key]:
+                raise RunFolderError(f"--resume: {section}.{key} is {old[key]!r} in the run but {new[key]!r} now; "
+                                     f"resume with the run's settings, or train into another --out")
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        lines = str(e).splitlines()
+        raise RunFolderError(f"--resume: {ckpt_path} does not fit the model "
+                             f"({lines[1].strip() if len(lines) > 1 else lines[0]})") from None
 
 
 def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
@@ -93,17 +133,35 @@ def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
 
 
 def fit(
-    cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None, callbacks: list[Callback] | None = None
+    cfg: RunConfig, run_dir: str | Path, resume: str | Path | None = None, callbacks: list[Callback] | None = None,
+    overwrite: bool = False,
 ) -> tuple[VAEModule, L.Trainer]:
     """Train ``cfg`` into ``run_dir`` (config, logs, checkpoints, figures, safetensors weights).
 
-    ``resume``: a checkpoint, or ``"auto"`` for the run directory's newest one. ``callbacks`` run before
-    vaekit's own (checkpoints, weight export, figures, progress bar) in each hook."""
+    ``resume``: a checkpoint, or ``"auto"`` for the run directory's newest one. A folder that already holds a run
+    is refused unless the run is resumed or ``overwrite`` replaces it; while training, the folder is locked
+    against a second writer. ``callbacks`` run before vaekit's own (checkpoints, weight export, figures,
+    progress bar) in each hook."""
     run_dir = Path(run_dir)
+    if not is_rank_zero():  # DDP's other processes: the first one holds the folder and has checked it
+        return _fit(cfg, run_dir, resume, callbacks, overwrite=False, primary=False)
+    with claim(run_dir):
+        return _fit(cfg, run_dir, resume, callbacks, overwrite, primary=True)
+
+
+def _fit(cfg: RunConfig, run_dir: Path, resume: str | Path | None, callbacks: list[Callback] | None,
+         overwrite: bool, primary: bool) -> tuple[VAEModule, L.Trainer]:
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
     ckpt_path, resume_step = resolve_resume(resume, run_dir) or (None, None)
+    if primary and ckpt_path is None and not overwrite:
+        found = holds_run(run_dir)
+        if resume is not None:  # --resume auto before the first checkpoint: only a bare config may be replaced
+            found = [f for f in found if f != "config.yaml"]
+        if found:
+            raise RunFolderError(f"{run_dir} holds a run ({', '.join(found)}); pass --resume auto to continue it "
+                                 f"or --overwrite to replace it")
     check_writable(run_dir)  # before the data are loaded
     L.seed_everything(t.seed, workers=True, verbose=False)
     splits = build_data(cfg.data)
@@ -118,7 +176,12 @@ def fit(
     total_steps = _total_steps(cfg, len(train_loader))
     model.check_budget(total_steps)  # e.g. a fade-in that would outlast the training
     check_writable(run_dir, run_footprint(model))
-    write_config(cfg, run_dir)
+    if ckpt_path is not None:
+        check_resume(ckpt_path, cfg, model)
+    if primary:  # every check passed: only now does the folder change
+        if overwrite:
+            clear_run(run_dir)
+        write_config(cfg, run_dir)
     module = VAEModule(model, plain(cfg.to_dict()))
     term, mode = model.monitor
     best = _Checkpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{term}", mode=mode,
@@ -140,6 +203,7 @@ def fit(
                                                cfg.eval.metrics_seed, t.metric_settings))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
+    callbacks.append(StopOnSignal(resumable))  # last: the step's other callbacks have run when it saves
     limits = {**_trainer_args(cfg), "max_epochs": t.epochs}
     if cfg.trainer.max_steps >= 0:
         # Lightning restarts a run with max_steps set without resyncing its epoch counters: each resume from an
@@ -151,7 +215,7 @@ def fit(
         callbacks=callbacks,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, enable_model_summary=False,
         default_root_dir=str(run_dir), num_sanity_val_steps=0, use_distributed_sampler=False,
-        plugins=[AtomicCheckpointIO()], profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
+        plugins=[AtomicCheckpointIO(run_dir)], profiler=_NoProfiler() if t.profiler == "none" else t.profiler,
     )
     trainer.fit(
         module,

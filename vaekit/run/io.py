@@ -2,8 +2,12 @@
 
 A run directory holds ``config.yaml`` (the whole recipe, model section resolved), ``model.safetensors``
 (the last epoch) and ``best.safetensors`` (the best validation value of the model's monitored term, e.g. the
-highest ELBO). Lightning's ``.ckpt`` files (for resuming)
-hold only tensors and plain Python values and are read with ``torch.load(weights_only=True)``.
+highest ELBO). Lightning's ``.ckpt`` files (for resuming) hold only tensors and plain Python values and are
+read with ``torch.load(weights_only=True)``. ``SHA256SUMS`` records each weights and checkpoint file's digest.
+
+Loading a run directory reads ``best.safetensors`` when there is one, else ``model.safetensors``, else
+``checkpoints/last.ckpt``; the file read is checked against its recorded digest (a mismatch is an error naming
+it) and a damaged sibling is named in a warning.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +24,22 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vaekit.core.errors import brief
 from vaekit.models import registry
 from vaekit.run.config import ConfigError, RunConfig, load_config, migrate, model_config, plain, read_yaml
+from vaekit.run.folder import RunFolderError, replace_recorded, verify
 
 
-def _replace_atomically(path: Path, write: Any) -> None:
-    """``write(tmp)`` then rename over ``path``: a crash mid-write leaves the old file whole."""
+def _replace_atomically(path: Path, write: Any, run_dir: Path | None = None) -> None:
+    """``write(tmp)`` then rename over ``path``: a crash mid-write leaves the old file whole. With ``run_dir``, the
+    file's checksum goes into its SHA256SUMS."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
-        os.replace(tmp, path)
+        if run_dir is None:
+            os.replace(tmp, path)
+        else:
+            replace_recorded(tmp, path, run_dir)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -64,9 +75,21 @@ def write_config(cfg: RunConfig, run_dir: Path) -> None:
     _replace_atomically(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
-def save_weights(model: nn.Module, path: Path) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_weights(model: nn.Module, path: Path, run_dir: Path | None = None) -> None:
+    """Write-then-rename; the checksum goes into ``run_dir``'s SHA256SUMS when given."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _replace_atomically(Path(path), lambda p: save_file(state, str(p)))
+
+    def write(tmp: Path) -> None:
+        save_file(state, str(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600; the rest of a run follows the umask
+
+    _replace_atomically(Path(path), write, run_dir)
 
 
 def build_model(cfg: RunConfig) -> nn.Module:
@@ -95,14 +118,22 @@ def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
     """The model (eval mode, on CPU), its run config and the run directory."""
     path = Path(path)
     weights, cfg_path = _find(path)
+    run_dir = cfg_path.parent if cfg_path is not None else weights.parent
+    verify(weights, run_dir)
+    for other in ("best.safetensors", "model.safetensors"):  # named, though this verb reads another file
+        if (run_dir / other).exists() and (run_dir / other).resolve() != weights.resolve():
+            try:
+                verify(run_dir / other, run_dir)
+            except RunFolderError as e:
+                print(f"vaekit: warning: {e}", file=sys.stderr)
     if weights.suffix == ".ckpt":
         try:  # weights_only: tensors and plain values; a pickled class or code is refused, never run
             ckpt = torch.load(weights, map_location="cpu", weights_only=True)
             raw = ckpt["hyper_parameters"]["config"]
             state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
         except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{weights}: not a vaekit checkpoint, or unsafe to load ({first[:200]})") from None
+            raise ValueError(f"{weights}: not a vaekit checkpoint, truncated, or unsafe to load "
+                             f"({brief(e)})") from None
         cfg = load_config(migrate(raw))
     else:
         if cfg_path is None or not cfg_path.exists():
@@ -114,7 +145,8 @@ def load_run(path: str | Path) -> tuple[nn.Module, RunConfig, Path]:
         try:
             state = load_file(str(weights))
         except Exception as e:  # safetensors raises its own error types for a truncated or foreign file
-            raise ValueError(f"{weights}: not a readable safetensors file ({str(e)[:200]})") from None
+            raise ValueError(f"{weights}: not a readable safetensors file "
+                             f"({brief(e)})") from None
     model = build_model(cfg)
     try:
         model.load_state_dict(state)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from vaekit.run.config import ConfigError, load_config
+from vaekit.run.config import ConfigError, load_config, read_yaml
 
 
 def slug(text: str) -> str:
@@ -45,6 +45,8 @@ def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
         for run, r_over in spec["runs"].items():
             if run in same_as:
                 continue
+            if not isinstance(g_over or {}, dict) or not isinstance(r_over or {}, dict):
+                raise ConfigError(f"sweep {group!r} / {run!r}: overrides must be a mapping of key: value")
             names = {"root": str(root), "group": group}
             overrides = _overrides(g_over or {}, **names) + _overrides(r_over or {}, **names)
             load_config(spec["base"], overrides)  # raises ConfigError naming the bad key
@@ -60,7 +62,9 @@ def _run_one(job: dict[str, Any], base_file: Path, log: Path) -> float:
     vaekit = [sys.executable, "-m", "vaekit.cli"]
     steps = []
     if not (d / "trained").exists():
-        steps.append(([*vaekit, "train", str(base_file), *job["overrides"], "--out", str(d)], d / "trained"))
+        # --resume auto: a run cut short (Ctrl-C, a crash) goes on from its checkpoint
+        steps.append(([*vaekit, "train", str(base_file), *job["overrides"], "--out", str(d), "--resume", "auto"],
+                      d / "trained"))
     if not list(d.glob("eval_k*.json")):
         steps.append(([*vaekit, "evaluate", str(d), "--quiet"], None))
     with open(log, "a") as f:
@@ -97,14 +101,16 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
 
 
 def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_table: bool = False) -> str:
-    spec = yaml.safe_load(Path(path).read_text())
-    if "base" not in spec or "runs" not in spec:
-        raise ConfigError(f"{path}: a sweep needs 'base' and 'runs' sections")
+    spec = read_yaml(Path(path))
+    if not isinstance(spec, dict) or "base" not in spec or not isinstance(spec.get("runs"), dict):
+        raise ConfigError(f"{path}: a sweep needs 'base' and 'runs' sections (a mapping of run names)")
+    if not isinstance(spec.get("groups", {}), dict):
+        raise ConfigError(f"{path}: 'groups' must be a mapping of group names to overrides")
     root = Path(out or Path("runs") / spec.get("name", Path(path).stem))
+    todo = plan(spec, root)  # every run's overrides checked before the sweep folder is made
     root.mkdir(parents=True, exist_ok=True)
     base_file = root / "base.yaml"
     base_file.write_text(yaml.safe_dump(spec["base"], sort_keys=False))
-    todo = plan(spec, root)
     if not only_table:
         log = root / "sweep.log"
         print(f"vaekit: sweep of {len(todo)} runs, {jobs} at a time; log in {log}")

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from vaekit.core import options as opt
 from vaekit.core.drawing import grid
 
 
@@ -246,18 +247,21 @@ def cmd_rollout(args: argparse.Namespace) -> None:
 def add_rollout_parser(sub: Any) -> argparse.ArgumentParser:
     """``vaekit rollout RUN ...``: add the subcommand to the CLI's subparsers (one line in vaekit/cli.py)."""
     r = sub.add_parser("rollout", help="sampled future frames of test sequences (PNG + GIF), and prediction errors")
-    r.add_argument("run", help="run directory of a sequence model (tdvae, lstm_predictor)")
-    r.add_argument("--context", type=int, default=10, help="frames the model sees")
-    r.add_argument("--horizon", type=int, default=10, help="frames predicted after the context (0: reconstruct)")
-    r.add_argument("--jump", type=int, default=1, help="frames per transition (TD-VAE's jumpy rollouts)")
-    r.add_argument("--samples", type=int, default=3, help="rollouts per sequence")
-    r.add_argument("--sequences", type=int, default=4, help="test sequences drawn")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--data-dir")
-    r.add_argument("--out", help="PNG path (the GIF goes beside it); default RUN/rollout_c*_h*_j*.png")
-    r.add_argument("--evaluate", type=int, default=0, metavar="N",
+    r.add_argument("run", type=opt.existing_path, help="run directory of a sequence model (tdvae, lstm_predictor)")
+    r.add_argument("--context", type=opt.count(10**4), default=10, help="frames the model sees")
+    r.add_argument("--horizon", type=opt.integer(0, 10**4), default=10,
+                   help="frames predicted after the context (0: reconstruct)")
+    r.add_argument("--jump", type=opt.count(10**3), default=1, help="frames per transition (TD-VAE's jumpy rollouts)")
+    r.add_argument("--samples", type=opt.count(100), default=3, help="rollouts per sequence")
+    r.add_argument("--sequences", type=opt.count(1000), default=4, help="test sequences drawn")
+    r.add_argument("--seed", type=opt.seed, default=0)
+    r.add_argument("--data-dir", type=opt.existing_path)
+    r.add_argument("--out", type=opt.out_path,
+                   help="PNG path (the GIF goes beside it); default RUN/rollout_c*_h*_j*.png")
+    r.add_argument("--evaluate", type=opt.integer(0, 10**6), default=0, metavar="N",
                    help="also score rollouts of N test sequences per frames ahead (every jump 1..max_jump), JSON")
-    r.add_argument("--baseline", help="with --evaluate: a trained lstm_predictor run to score beside")
+    r.add_argument("--baseline", type=opt.existing_path,
+                   help="with --evaluate: a trained lstm_predictor run to score beside")
     r.add_argument("--identity", action="store_true",
                    help="with --evaluate on moving MNIST: the share of predicted frames a digit classifier (trained "
                         "once on rolled MNIST and cached) names correctly")

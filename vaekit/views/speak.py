@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vaekit.core import options as opt
 from vaekit.core.audio import MelSettings, load_wav, log_mel, mel_to_audio, write_wav
 
 
@@ -133,22 +134,37 @@ def cmd_speak(args: argparse.Namespace) -> None:
         print(f"vaekit: wrote {path}")
 
 
+def _words(text: str) -> str:
+    from vaekit.data.speech import text_to_ids
+
+    try:
+        text_to_ids(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def add_speak_parser(sub: Any) -> argparse.ArgumentParser:
     """``vaekit speak RUN ...``: add the subcommand to the CLI's subparsers (one line in vaekit/cli.py)."""
     s = sub.add_parser("speak", help="speech from a speech_vae run: style transfer (--reference), control (--z), "
                                      "traversals (--traverse); WAV + mel PNG")
-    s.add_argument("run", help="run directory of a speech_vae")
-    s.add_argument("--text", required=True, help="the word(s) to say: letters, space, apostrophe")
-    s.add_argument("--reference", help="a 16-bit PCM mono WAV whose style to use (z = the mean of q(z | its mel))")
-    s.add_argument("--z", help="comma-separated values of z (the dimensions left out are 0; wins over --reference)")
-    s.add_argument("--traverse", type=int, metavar="DIM", help="move z_DIM from -radius to radius (the other "
+    s.add_argument("run", type=opt.existing_path, help="run directory of a speech_vae")
+    s.add_argument("--text", required=True, type=_words, help="the word(s) to say: letters, space, apostrophe")
+    s.add_argument("--reference", type=opt.existing_file,
+                   help="a 16-bit PCM mono WAV whose style to use (z = the mean of q(z | its mel))")
+    s.add_argument("--z", type=opt.vector,
+                   help="comma-separated values of z (the dimensions left out are 0; wins over --reference)")
+    s.add_argument("--traverse", type=opt.integer(0, 1023), metavar="DIM",
+                   help="move z_DIM from -radius to radius (the other "
                                                                "dimensions from --reference/--z, else 0)")
-    s.add_argument("--radius", type=float, default=3.0)
-    s.add_argument("--steps", type=int, default=7, help="values of the traversed dimension")
-    s.add_argument("--frames", type=int, help="length in frames (default: the model's, from text and z)")
-    s.add_argument("--length-scale", type=float, default=1.0, help="stretch the model's length (>1: slower)")
-    s.add_argument("--iterations", type=int, default=60, help="Griffin-Lim iterations")
-    s.add_argument("--seed", type=int, default=0, help="Griffin-Lim's initial phase")
-    s.add_argument("-o", "--out", help="WAV path (the PNG goes beside it); default RUN/speak/TEXT.wav")
+    s.add_argument("--radius", type=opt.number(0, 100), default=3.0)
+    s.add_argument("--steps", type=opt.integer(2, 101), default=7, help="values of the traversed dimension")
+    s.add_argument("--frames", type=opt.count(10**5), help="length in frames (default: the model's, from text and z)")
+    s.add_argument("--length-scale", type=opt.number(0, 100), default=1.0,
+                   help="stretch the model's length (>1: slower)")
+    s.add_argument("--iterations", type=opt.count(10**4), default=60, help="Griffin-Lim iterations")
+    s.add_argument("--seed", type=opt.seed, default=0, help="Griffin-Lim's initial phase")
+    s.add_argument("-o", "--out", type=opt.out_path,
+                   help="WAV path (the PNG goes beside it); default RUN/speak/TEXT.wav")
     s.set_defaults(func=cmd_speak)
     return s

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from vaekit.core import options as opt
 from vaekit.views.explore.kinds import ExploreError, Explorer, describe, explorer_for, image_png
 
 MAX_UPLOAD = 5 * 2**20  # bytes; a larger request is refused with 413 before it is read
@@ -309,14 +310,15 @@ def cmd_explore(args: argparse.Namespace) -> None:
 def add_explore_parser(sub: Any) -> argparse.ArgumentParser:
     """``vaekit explore RUN``: add the subcommand to the CLI's subparsers (one line in vaekit/cli.py)."""
     e = sub.add_parser("explore", help="a local web page: a slider per latent, the decoded image follows them")
-    e.add_argument("run", help="run directory, .safetensors or .ckpt")
-    e.add_argument("--port", type=int, default=8765, help="0: any free port (the URL is printed)")
-    e.add_argument("--host", default="127.0.0.1", help="loopback only, unless --allow-remote")
+    e.add_argument("run", type=opt.existing_path, help="run directory, .safetensors or .ckpt")
+    e.add_argument("--port", type=opt.port, default=8765, help="0: any free port (the URL is printed)")
+    e.add_argument("--host", type=opt.host, default="127.0.0.1", help="loopback only, unless --allow-remote")
     e.add_argument("--allow-remote", action="store_true",
                    help="serve a non-loopback --host (no authentication: anyone who reaches it can use it)")
-    e.add_argument("--examples", type=int, default=64, help="test examples to pick from")
-    e.add_argument("--threads", type=int, default=1, help="torch threads (one decodes a latent fastest)")
-    e.add_argument("--max-upload-mib", type=float, default=MAX_UPLOAD / 2**20, help="largest upload accepted")
-    e.add_argument("--data-dir")
+    e.add_argument("--examples", type=opt.count(10**4), default=64, help="test examples to pick from")
+    e.add_argument("--threads", type=opt.count(256), default=1, help="torch threads (one decodes a latent fastest)")
+    e.add_argument("--max-upload-mib", type=opt.number(0, 1024), default=MAX_UPLOAD / 2**20,
+                   help="largest upload accepted")
+    e.add_argument("--data-dir", type=opt.existing_path)
     e.set_defaults(func=cmd_explore)
     return e

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from vaekit.core import options as opt
 from vaekit.views.report.runs import Run, read_run
 from vaekit.views.report.sections import (
     curves_html,
@@ -139,9 +140,12 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
     """``vaekit report RUN [RUN ...]``: add the subcommand to the CLI's subparsers (one line in vaekit/cli.py)."""
     r = sub.add_parser("report", help="a self-contained HTML page of a run (curves, numbers, figures), or a "
                                       "side-by-side comparison of several")
-    r.add_argument("runs", nargs="+", help="run directories (several: compared side by side)")
-    r.add_argument("-o", "--out", help="HTML file (default RUN/report.html, or ./report.html for several runs)")
-    r.add_argument("--examples", type=int, default=16, help="test examples the model's figures are drawn from")
-    r.add_argument("--data-dir", help="where the runs' data are, if not where they were trained from")
+    r.add_argument("runs", nargs="+", type=opt.existing_path, help="run directories (several: compared side by side)")
+    r.add_argument("-o", "--out", type=opt.out_path,
+                   help="HTML file (default RUN/report.html, or ./report.html for several runs)")
+    r.add_argument("--examples", type=opt.count(1024), default=16,
+                   help="test examples the model's figures are drawn from")
+    r.add_argument("--data-dir", type=opt.existing_path,
+                   help="where the runs' data are, if not where they were trained from")
     r.set_defaults(func=cmd_report)
     return r
