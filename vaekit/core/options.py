@@ -151,13 +151,12 @@ def _vector(text: str) -> list[float]:
     return values
 
 
-def vector(text: str) -> str:
-    """Comma-separated finite numbers (kept as text for the verb that reads them)."""
-    try:
-        _vector(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
+def _vector_text(text: str) -> str:
+    _vector(text)
+    return text  # kept as text for the verb that reads it
+
+
+vector = as_type("vector", _vector_text)
 
 
 def names(known: Callable[[], list[str]], what: str) -> Callable[[str], str]:

@@ -134,13 +134,10 @@ def cmd_speak(args: argparse.Namespace) -> None:
         print(f"vaekit: wrote {path}")
 
 
-def _words(text: str) -> str:
+def _check_words(text: str) -> str:
     from vaekit.data.speech import text_to_ids
 
-    try:
-        text_to_ids(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    text_to_ids(text)  # a ValueError naming the characters it cannot say
     return text
 
 
@@ -149,7 +146,8 @@ def add_speak_parser(sub: Any) -> argparse.ArgumentParser:
     s = sub.add_parser("speak", help="speech from a speech_vae run: style transfer (--reference), control (--z), "
                                      "traversals (--traverse); WAV + mel PNG")
     s.add_argument("run", type=opt.existing_path, help="run directory of a speech_vae")
-    s.add_argument("--text", required=True, type=_words, help="the word(s) to say: letters, space, apostrophe")
+    s.add_argument("--text", required=True, type=opt.as_type("words", _check_words),
+                   help="the word(s) to say: letters, space, apostrophe")
     s.add_argument("--reference", type=opt.existing_file,
                    help="a 16-bit PCM mono WAV whose style to use (z = the mean of q(z | its mel))")
     s.add_argument("--z", type=opt.vector,
