@@ -46,3 +46,46 @@ def test_quadrant_sweep_trains_baseline_first_and_tabulates(tmp_path: Path, data
     for k, v in reg.state_dict().items():
         assert (cvae.state_dict()[f"baseline.{k}"] == v).all()
     assert list((tmp_path / "out/q2/cvae/figures").glob("completions_*.png"))
+
+
+REQUIRED = ("command", "commit", "machine", "device", "torch", "seeds", "budget", "data_split", "metric_settings")
+
+
+def test_seeded_sweep_writes_a_record_with_spread_and_provenance(tmp_path: Path, data_dir: Path) -> None:
+    spec = {
+        "name": "tiny_seeds", "seeds": [0, 1], "results": str(tmp_path / "results/tiny.json"),
+        "metric": {"key": "nll", "better": "lower", "unit": "nats"}, "compare": {"wide": "narrow"},
+        "base": {"model": {"name": "vae", "hidden": [8], "latent_dim": 2},
+                 "data": {"dir": str(data_dir), "batch_size": 32}, "train": TINY, "trainer": LIMITS,
+                 "eval": {"nll_samples": 2, "limit": 16}},
+        "runs": {"narrow": {}, "wide": {"model.hidden": [16]}},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    sweep(path, jobs=2, out=tmp_path / "out")
+    rec = json.loads((tmp_path / "results/tiny.json").read_text())
+    assert all(rec[k] not in (None, [], {}) for k in REQUIRED), [k for k in REQUIRED if not rec[k]]
+    assert rec["seeds"] == [0, 1] and rec["command"] == [f"vaekit sweep {path} --jobs 2"]
+    assert rec["device"] == ["cpu (1 threads)"] and len(rec["sessions"]) == 4
+    narrow = next(r for r in rec["rows"] if r["run"] == "narrow")
+    # each seed's value is the NLL its own evaluation file holds; the two seeds trained differently
+    vals = [json.loads(Path(s["evaluation"]).read_text())["nll"] for s in narrow["seeds"]]
+    assert narrow["value"]["values"] == vals and vals[0] != vals[1]
+    assert narrow["value"]["min"] == min(vals) and narrow["value"]["max"] == max(vals)
+    assert (tmp_path / "out/all/narrow/seed1/run.json").exists()
+    seed_cfg = yaml.safe_load((tmp_path / "out/all/narrow/seed1/config.yaml").read_text())
+    assert seed_cfg["train"]["seed"] == 1
+    (cmp,) = rec["comparisons"]
+    assert cmp["verdict"] in ("better", "worse", "tie") and cmp["a"] == "wide"
+
+
+def test_judge_calls_a_margin_inside_the_seed_spread_a_tie() -> None:
+    from vaekit.run.sweep import judge
+
+    s = lambda lo, hi: {"n": 3, "min": lo, "max": hi, "mean": (lo + hi) / 2}  # noqa: E731
+    assert judge(s(1.0, 2.0), s(3.0, 4.0), "lower") == "better"
+    assert judge(s(1.0, 3.5), s(3.0, 4.0), "lower") == "tie"
+    assert judge(s(3.0, 4.0), s(1.0, 2.0), "lower") == "worse"
+    assert judge(s(3.0, 4.0), s(1.0, 2.0), "higher") == "better"
+    assert judge({"n": 1, "min": 1.0, "max": 1.0}, s(3.0, 4.0), "lower") == "untested"
+    assert judge({"n": 0}, s(3.0, 4.0), "lower") == "missing"

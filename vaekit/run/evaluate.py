@@ -172,6 +172,21 @@ def check_metric_settings(settings: dict[str, dict[str, Any]] | None) -> None:
             raise ValueError(f"metric_settings.{n}.{bad[0]} is unknown; {n} takes: {', '.join(allowed)}")
 
 
+def effective_metric_settings(names: list[str], settings: dict[str, dict[str, Any]] | None = None,
+                              ) -> dict[str, dict[str, Any]]:
+    """Every setting each named metric runs with: its defaults (disentanglement_lib's sample sizes) with
+    ``settings`` over them, so a results file states them all, not only those that were changed."""
+    from vaekit.metrics import METRICS
+
+    out = {}
+    for n in names:
+        params = inspect.signature(METRICS[n]).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+                    and p.name != "random_state"}
+        out[n] = {**defaults, **(settings or {}).get(n, {})}
+    return out
+
+
 def disentanglement(model: nn.Module, ground_truth: Any, names: list[str], seed: int = 0,
                     batch_size: int = 256, settings: dict[str, dict[str, Any]] | None = None,
                     ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -222,8 +237,9 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, run_dir: Path | None, progres
         scores, skipped = disentanglement(model, splits.ground_truth, cfg.eval.metrics, cfg.eval.metrics_seed,
                                           settings=cfg.eval.metric_settings)
         result["metrics"] = scores
-        if cfg.eval.metric_settings:
-            result["metric_settings"] = cfg.eval.metric_settings  # where they differ from disentanglement_lib's
+        # every setting, defaults included, so a score says the sample sizes it was made with
+        result["metric_settings"] = effective_metric_settings(cfg.eval.metrics, cfg.eval.metric_settings)
+        result["metrics_seed"] = cfg.eval.metrics_seed
         if skipped:
             result.setdefault("not_applicable", {}).update(skipped)
     if run_dir is not None:

@@ -37,6 +37,7 @@ from vaekit.run.folder import RunFolderError, claim, clear_run, holds_run, verif
 from vaekit.run.io import check_writable, load, run_footprint, write_config
 from vaekit.run.logs import make_loggers
 from vaekit.run.module import VAEModule
+from vaekit.run.provenance import Provenance
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
@@ -203,6 +204,7 @@ def _fit(cfg: RunConfig, run_dir: Path, resume: str | Path | None, callbacks: li
                                                cfg.eval.metrics_seed, t.metric_settings))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=25))
+    callbacks.append(Provenance(run_dir))  # run.json: the commit, machine, device and wall time of each session
     callbacks.append(StopOnSignal(resumable))  # last: the step's other callbacks have run when it saves
     limits = {**_trainer_args(cfg), "max_epochs": t.epochs}
     if cfg.trainer.max_steps >= 0:

@@ -10,13 +10,29 @@ numbers beside ours (markdown and JSON).
     depends: {CVAE: regressor}                                 # train these runs after those (per group)
     reference: {one_layer: {"VAE k=5": 86.47}, ...}            # the paper's test NLL (nats)
 
-Override values may name ``{root}`` (the sweep directory) and ``{group}``, e.g. a CVAE's
-``train.init.baseline: "{root}/{group}/regressor"``.
+    seeds: [0, 1, 2]                                          # every run once per seed (train.seed)
+    weights: last                                              # evaluate the last weights (default: best)
+    results: results/iwae_table.json                           # the record of the whole sweep (below)
+    metric: {key: nll, better: lower, unit: nats}              # the number each row reports (an eval key)
+    compare: {"IWAE k=5": "VAE k=5"}                           # claims: row A beats row B, in every group
+    readme: {experiment: "...", reference: "..."}              # its row in the README's Results table
+
+Override values may name ``{root}`` (the sweep directory), ``{group}`` and ``{seed}``, e.g. a CVAE's
+``train.init.baseline: "{root}/{group}/regressor/seed{seed}"``. With ``seeds``, a run's folder is
+``ROOT/GROUP/RUN/seedS``.
+
+The record (``results:``) holds what a reader needs to trust or remake each number: the command, the commit
+and machine of every training session (each run's ``run.json``), torch's version, the seeds, the budget and
+wall time, the data split, every evaluation setting, each seed's value with mean and range, and each claim of
+``compare`` judged on the ranges: ``better`` only where they do not overlap, else ``tie``
+(``vaekit.views.claims`` turns records into the README's Results table).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -26,7 +42,10 @@ from typing import Any
 
 import yaml
 
+from vaekit.run import provenance
 from vaekit.run.config import ConfigError, load_config, read_yaml
+
+RECORD_VERSION = 1
 
 
 def slug(text: str) -> str:
@@ -37,9 +56,25 @@ def _overrides(d: dict[str, Any], **names: str) -> list[str]:
     return [f"{k}={json.dumps(v.format(**names) if isinstance(v, str) else v)}" for k, v in d.items()]
 
 
+def seeds_of(spec: dict[str, Any]) -> list[int] | None:
+    seeds = spec.get("seeds")
+    if seeds is None:
+        return None
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                           for x in seeds):
+        raise ConfigError(f"sweep seeds: a list of integers, got {seeds!r}")
+    return seeds
+
+
+def run_dir(root: Path, group: str, run: str, seed: int | None) -> Path:
+    d = root / group / slug(run)
+    return d if seed is None else d / f"seed{seed}"
+
+
 def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
-    """Every (group, run) to train: its directory and its override list (validated now, not mid-sweep)."""
+    """Every (group, run, seed) to train: its directory and its override list (validated now, not mid-sweep)."""
     same_as = spec.get("same_as", {})
+    seeds = seeds_of(spec)
     jobs = []
     for group, g_over in spec.get("groups", {"all": {}}).items():
         for run, r_over in spec["runs"].items():
@@ -47,15 +82,23 @@ def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
                 continue
             if not isinstance(g_over or {}, dict) or not isinstance(r_over or {}, dict):
                 raise ConfigError(f"sweep {group!r} / {run!r}: overrides must be a mapping of key: value")
-            names = {"root": str(root), "group": group}
-            overrides = _overrides(g_over or {}, **names) + _overrides(r_over or {}, **names)
-            load_config(spec["base"], overrides)  # raises ConfigError naming the bad key
-            jobs.append({"group": group, "run": run, "dir": root / group / slug(run), "overrides": overrides,
-                         "first": run in spec.get("depends", {}).values()})
+            for seed in seeds or [None]:
+                names = {"root": str(root), "group": group, "seed": "" if seed is None else str(seed)}
+                overrides = _overrides(g_over or {}, **names) + _overrides(r_over or {}, **names)
+                if seed is not None:
+                    overrides.append(f"train.seed={seed}")
+                load_config(spec["base"], overrides)  # raises ConfigError naming the bad key
+                jobs.append({"group": group, "run": run, "seed": seed, "dir": run_dir(root, group, run, seed),
+                             "overrides": overrides, "first": run in spec.get("depends", {}).values()})
     return jobs
 
 
-def _run_one(job: dict[str, Any], base_file: Path, log: Path) -> float:
+def _evaluation(d: Path) -> Path | None:
+    found = sorted(d.glob("eval_k*.json"))
+    return found[-1] if found else None
+
+
+def _run_one(job: dict[str, Any], base_file: Path, log: Path, weights: str) -> float:
     """Train (unless a finished run is there) and evaluate (unless already evaluated) in subprocesses."""
     start = time.perf_counter()
     d: Path = job["dir"]
@@ -65,11 +108,12 @@ def _run_one(job: dict[str, Any], base_file: Path, log: Path) -> float:
         # --resume auto: a run cut short (Ctrl-C, a crash) goes on from its checkpoint
         steps.append(([*vaekit, "train", str(base_file), *job["overrides"], "--out", str(d), "--resume", "auto"],
                       d / "trained"))
-    if not list(d.glob("eval_k*.json")):
-        steps.append(([*vaekit, "evaluate", str(d), "--quiet"], None))
+    if _evaluation(d) is None:
+        target = d / "model.safetensors" if weights == "last" else d
+        steps.append(([*vaekit, "evaluate", str(target), "--quiet"], None))
     with open(log, "a") as f:
         for cmd, marker in steps:
-            f.write(f"$ {' '.join(cmd)}\n")
+            f.write(f"$ {shlex.join(cmd)}\n")
             f.flush()
             subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
             if marker is not None:
@@ -77,27 +121,143 @@ def _run_one(job: dict[str, Any], base_file: Path, log: Path) -> float:
     return time.perf_counter() - start
 
 
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values),
+            "values": values} if values else {"n": 0, "values": []}
+
+
+def _lookup(result: dict[str, Any], key: str) -> Any:
+    """A dotted key into an evaluation (``nll``, ``metrics.mig.score``)."""
+    for part in key.split("."):
+        if not isinstance(result, dict) or part not in result:
+            return None
+        result = result[part]
+    return result
+
+
 def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
+    """One row per (group, run): each seed's evaluation and, over the seeds, the metric's mean and range."""
     same_as, ref = spec.get("same_as", {}), spec.get("reference", {})
+    key = spec.get("metric", {}).get("key", "nll")
+    seeds = seeds_of(spec)
     rows, lines = [], []
-    lines.append("| group | run | test NLL, ours | paper's NLL | ELBO, ours | active units | images | k |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append(f"| group | run | {key}, ours (mean, min-max over seeds) | paper | ELBO, ours | active units | "
+                 "test examples | k | seeds |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else "—"  # noqa: E731
     for group in spec.get("groups", {"all": {}}):
         for run in spec["runs"]:
-            d = root / group / slug(same_as.get(run, run))
-            found = sorted(d.glob("eval_k*.json"))
-            paper = ref.get(group, {}).get(run)
-            row = {"group": group, "run": run, "paper_nll": paper}
-            if found:
-                r = json.loads(found[-1].read_text())
-                row.update(nll=r.get("nll"), elbo=r.get("elbo"), active_units=r.get("active_units", {}),
-                           n_images=r.get("n_examples", r.get("n_images")), k=r.get("k", r.get("nll_estimator")))
+            row: dict[str, Any] = {"group": group, "run": run, "paper": ref.get(group, {}).get(run)}
+            if spec.get("reference") is not None:
+                row["paper_nll"] = row["paper"]  # the name older tables used
+            per_seed = []
+            for seed in seeds or [None]:
+                found = _evaluation(run_dir(root, group, same_as.get(run, run), seed))
+                if found:
+                    r = json.loads(found.read_text())
+                    per_seed.append({"seed": seed, "value": _lookup(r, key), "elbo": r.get("elbo"),
+                                     "active_units": r.get("active_units", {}),
+                                     "n_examples": r.get("n_examples", r.get("n_images")),
+                                     "k": r.get("k", r.get("nll_estimator")), "evaluation": str(found)})
+            values = [p["value"] for p in per_seed if isinstance(p["value"], (int, float))]
+            row.update(seeds=per_seed, value=_spread(values))
+            if per_seed:  # the flat fields of one-seed tables: the first seed's, the metric's mean
+                first = per_seed[0]
+                row.update(elbo=first["elbo"], active_units=first["active_units"], n_images=first["n_examples"],
+                           k=first["k"], **{key.replace(".", "_"): row["value"].get("mean")})
             rows.append(row)
-            fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else "—"  # noqa: E731
+            s = row["value"]
+            cell = (f"{s['mean']:.2f}" + (f" ({s['min']:.2f}-{s['max']:.2f})" if s["n"] > 1 else "")
+                    if s["n"] else "—")
             au = "/".join(str(v) for v in row.get("active_units", {}).values()) or "—"
-            lines.append(f"| {group} | {run} | {fmt(row.get('nll'))} | {fmt(row['paper_nll'])} | "
-                         f"{fmt(row.get('elbo'))} | {au} | {row.get('n_images', '—')} | {row.get('k', '—')} |")
+            lines.append(f"| {group} | {run} | {cell} | {fmt(row['paper'])} | {fmt(row.get('elbo'))} | {au} | "
+                         f"{row.get('n_images', '—')} | {row.get('k', '—')} | {s['n']} |")
     return "\n".join(lines), rows
+
+
+def judge(a: dict[str, Any], b: dict[str, Any], better: str) -> str:
+    """``better`` where a's range over seeds lies wholly on the better side of b's; ``tie`` where they overlap (a
+    margin inside the seed spread); ``untested`` with fewer than two seeds a side; ``worse`` the other way."""
+    if a.get("n", 0) == 0 or b.get("n", 0) == 0:
+        return "missing"
+    if a["n"] < 2 or b["n"] < 2:
+        return "untested"
+    lo = better == "lower"
+    if (a["max"] < b["min"]) if lo else (a["min"] > b["max"]):
+        return "better"
+    if (a["min"] > b["max"]) if lo else (a["max"] < b["min"]):
+        return "worse"
+    return "tie"
+
+
+def _sessions(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for j in jobs:
+        rec = provenance.read(j["dir"]) or {}
+        for s in rec.get("sessions", []):
+            out.append({"run": str(j["dir"]), **s})
+    return out
+
+
+def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, Any]], jobs_flag: int,
+           ) -> dict[str, Any]:
+    """The results file of a sweep: every field a reader needs to trust or remake its numbers."""
+    todo = plan(spec, root)
+    sessions = _sessions(todo)
+    key = spec.get("metric", {}).get("key", "nll")
+    better = spec.get("metric", {}).get("better", "lower")
+    commits = sorted({f"{s.get('commit')}{'+dirty' if s.get('dirty') else ''}" for s in sessions})
+    budgets = {}
+    for j in todo:
+        rec = provenance.read(j["dir"]) or {}
+        cfg = read_yaml(j["dir"] / "config.yaml") if (j["dir"] / "config.yaml").exists() else {}
+        budgets[str(j["dir"].relative_to(root))] = {
+            "epochs": rec.get("epochs"), "steps": rec.get("steps"), "wall_s": rec.get("wall_s"),
+            "max_epochs": (cfg.get("train") or {}).get("epochs"),
+            "max_steps": (cfg.get("trainer") or {}).get("max_steps")}
+    first_cfg = read_yaml(todo[0]["dir"] / "config.yaml") if todo and (todo[0]["dir"] / "config.yaml").exists() \
+        else spec["base"]
+    evals = [json.loads(Path(p["evaluation"]).read_text()) for r in rows for p in r["seeds"]]
+    from vaekit.run.evaluate import effective_metric_settings
+
+    ev = dict(first_cfg.get("eval") or {})
+    if ev.get("metrics"):
+        ev["metric_settings"] = effective_metric_settings(ev["metrics"], ev.get("metric_settings"))
+    comparisons = []
+    for a, b in (spec.get("compare") or {}).items():
+        for group in spec.get("groups", {"all": {}}):
+            ra = next(r for r in rows if r["group"] == group and r["run"] == a)
+            rb = next(r for r in rows if r["group"] == group and r["run"] == b)
+            comparisons.append({"group": group, "a": a, "b": b, "verdict": judge(ra["value"], rb["value"], better),
+                                "a_spread": {k: ra["value"].get(k) for k in ("mean", "min", "max", "n")},
+                                "b_spread": {k: rb["value"].get(k) for k in ("mean", "min", "max", "n")}})
+    machines = {json.dumps(s.get("machine"), sort_keys=True) for s in sessions}
+    devices = sorted({(s.get("device") or {}).get("name", "?") for s in sessions})
+    return {
+        "record_version": RECORD_VERSION,
+        "experiment": spec.get("name", recipe.stem),
+        "claim": spec.get("claim"),
+        "readme": spec.get("readme"),
+        "command": [f"vaekit sweep {recipe} --jobs {jobs_flag}"],
+        "recipe": str(recipe),
+        "commit": commits[0] if len(commits) == 1 else commits,
+        "machine": [json.loads(m) for m in sorted(machines)],
+        "device": devices,
+        "torch": sorted({(s.get("machine") or {}).get("torch", "?") for s in sessions}),
+        "seeds": seeds_of(spec) or [first_cfg.get("train", {}).get("seed", 0)],
+        "budget": {"runs": budgets,
+                   "wall_s_total": round(sum(b["wall_s"] or 0.0 for b in budgets.values()), 1)},
+        "data_split": {"data": first_cfg.get("data"),
+                       "test_examples": sorted({e.get("n_examples") for e in evals if e.get("n_examples")}),
+                       "selection": "best validation checkpoint (model.monitor)" if spec.get("weights") != "last"
+                       else "last weights (no selection)"},
+        "metric": {"key": key, "better": better, "unit": spec.get("metric", {}).get("unit")},
+        "metric_settings": ev,
+        "reference": spec.get("reference"),
+        "rows": rows,
+        "comparisons": comparisons,
+        "sessions": sessions,
+    }
 
 
 def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_table: bool = False) -> str:
@@ -106,6 +266,8 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
         raise ConfigError(f"{path}: a sweep needs 'base' and 'runs' sections (a mapping of run names)")
     if not isinstance(spec.get("groups", {}), dict):
         raise ConfigError(f"{path}: 'groups' must be a mapping of group names to overrides")
+    if spec.get("weights", "best") not in ("best", "last"):
+        raise ConfigError(f"{path}: weights must be best or last, got {spec['weights']!r}")
     root = Path(out or Path("runs") / spec.get("name", Path(path).stem))
     todo = plan(spec, root)  # every run's overrides checked before the sweep folder is made
     root.mkdir(parents=True, exist_ok=True)
@@ -116,13 +278,21 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
         print(f"vaekit: sweep of {len(todo)} runs, {jobs} at a time; log in {log}")
         for stage in ([j for j in todo if j["first"]], [j for j in todo if not j["first"]]):
             with ThreadPoolExecutor(jobs) as pool:
-                futures = {pool.submit(_run_one, j, base_file, log): j for j in stage}
+                futures = {pool.submit(_run_one, j, base_file, log, spec.get("weights", "best")): j for j in stage}
                 for fut, job in futures.items():
+                    seed = "" if job["seed"] is None else f" / seed {job['seed']}"
                     try:
-                        print(f"  {job['group']} / {job['run']}: {fut.result():.0f} s", flush=True)
+                        print(f"  {job['group']} / {job['run']}{seed}: {fut.result():.0f} s", flush=True)
                     except subprocess.CalledProcessError as e:
-                        print(f"  {job['group']} / {job['run']}: FAILED ({e.returncode}); see {log}", flush=True)
+                        print(f"  {job['group']} / {job['run']}{seed}: FAILED ({e.returncode}); see {log}",
+                              flush=True)
     md, rows = table(spec, root)
     (root / "table.md").write_text(md + "\n")
     (root / "table.json").write_text(json.dumps(rows, indent=2))
+    if spec.get("results"):
+        rec = record(spec, Path(path), root, rows, jobs)
+        dest = Path(spec["results"])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(json.dumps(rec, indent=2) + "\n")
+        print(f"vaekit: record in {dest}")
     return md
