@@ -11,6 +11,7 @@ import shutil
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -302,9 +303,31 @@ def test_fsdd_recipe_trains_speaks_and_is_measured(tmp_path: Path, data_dir: Pat
 
     splits = build_data(cfg.data)
     result = fsdd_transfer(module.model.eval(), splits.train, splits.test.subset(40))
-    assert result["classifier_accuracy_real_test"]["speaker"] > 0.9 and result["n_pairs"] == 40
+    assert result["classifier_accuracy_real"]["speaker"] > 0.9 and result["n_pairs"] == 40
     assert 0 <= result["transfer"]["speaker_accuracy"] <= 1 and 0 <= result["transfer"]["word_accuracy"] <= 1
     assert kl_during_training(run)["always_above_zero"]
+    # choosing is on the validation pairs, reporting on the test pairs: the two evaluations see different utterances
+    from vaekit.views.speech_eval import evaluate_speech_run
+
+    val = evaluate_speech_run(run, split="val")
+    assert val["split"] == "val" and val["n_utterances"] == len(splits.val) != len(splits.test)
+    assert val["fsdd"]["n_pairs"] == len(splits.val)
+
+
+def test_f0_interval_and_per_setting_table() -> None:
+    from vaekit.views.speech_eval import f0_by_setting, pearson_interval
+
+    lo, hi = pearson_interval(0.82, 172)
+    assert lo < 0.82 < hi and abs((hi - lo) - 0.105) < 0.01  # Fisher's z: about +-0.05 at n = 172
+    wide = pearson_interval(0.82, 20)
+    assert wide[0] < lo and wide[1] > hi and pearson_interval(float("nan"), 100) is None
+    f0_out = np.array([100.0, 104.0, np.nan, 120.0, 118.0])
+    f0_ref = np.array([98.0, 101.0, 99.0, 125.0, 123.0])
+    rows = f0_by_setting(f0_out, f0_ref, np.array([20, 20, 20, 80, 80]))
+    assert rows == [{"pitch_setting": 20, "voiced_pairs": 2, "median_f0_output_hz": 102.0,
+                     "median_f0_reference_hz": 99.5},
+                    {"pitch_setting": 80, "voiced_pairs": 2, "median_f0_output_hz": 119.0,
+                     "median_f0_reference_hz": 124.0}]
 
 
 @needs_espeak
@@ -336,3 +359,30 @@ def test_a_voice_is_a_name_never_a_path() -> None:
     with pytest.raises(ConfigError, match="not an espeak-ng voice name"):
         load_config({"model": {"name": "speech_vae"}}, ["data.name=synthetic_speech",
                                                         "data.voices=[en, '!v/../../../../tmp/x']"])
+
+
+def test_the_length_distribution_is_normalised_over_the_integers() -> None:
+    """P(T) sums to 1 over T = 1, 2, ... and each mass is the log-normal's CDF difference over its bin, also far in
+    the upper tail where a naive difference of CDFs cancels to 0; so log P(T) is a log-probability of the integer
+    length and ``elbo`` = log p(mel | T) + log P(T) - KL is a bound on log p(mel, T)."""
+    from scipy.stats import norm
+
+    from vaekit.core.likelihoods import QuantizedLogNormal
+
+    loc, scale = torch.tensor([0.3, math.log(40.0), math.log(200.0)], dtype=torch.float64), \
+        torch.tensor([0.8, 0.2, 0.05], dtype=torch.float64)
+    d = QuantizedLogNormal(loc[:, None], scale[:, None])
+    n = torch.arange(1, 20001, dtype=torch.float64)[None, :]
+    p = d.log_prob(n).exp()
+    torch.testing.assert_close(p.sum(-1), torch.ones(3, dtype=torch.float64), atol=1e-9, rtol=0)
+    ref = norm.cdf((np.log(n.numpy() + 0.5) - loc[:, None].numpy()) / scale[:, None].numpy()) - np.where(
+        n.numpy() > 1, norm.cdf((np.log(np.maximum(n.numpy() - 0.5, 0.5)) - loc[:, None].numpy())
+                                / scale[:, None].numpy()), 0.0)
+    torch.testing.assert_close(p, torch.from_numpy(ref), atol=1e-12, rtol=1e-6)
+    # upper tail: 3 sigma above the median, the difference of two CDFs near 1 would lose every digit
+    far = torch.tensor([[60.0]], dtype=torch.float64)
+    tail = QuantizedLogNormal(torch.tensor([[math.log(40.0)]], dtype=torch.float64),
+                              torch.tensor([[0.1]], dtype=torch.float64)).log_prob(far)
+    z = lambda n: (math.log(n) - math.log(40.0)) / 0.1  # noqa: E731
+    exact = math.log(norm.sf(z(59.5)) - norm.sf(z(60.5)))
+    assert abs(float(tail) - exact) < 1e-6

@@ -89,3 +89,29 @@ def test_judge_calls_a_margin_inside_the_seed_spread_a_tie() -> None:
     assert judge(s(3.0, 4.0), s(1.0, 2.0), "higher") == "better"
     assert judge({"n": 1, "min": 1.0, "max": 1.0}, s(3.0, 4.0), "lower") == "untested"
     assert judge({"n": 0}, s(3.0, 4.0), "lower") == "missing"
+
+
+def test_select_chooses_on_the_sweeps_evaluation_and_runs_the_final_measure_on_the_choice_alone(
+        tmp_path: Path, data_dir: Path) -> None:
+    # the evaluation (here: validation) gives the wider net the higher score; the final (test) measure runs once
+    score = ("import json,sys,pathlib; d=pathlib.Path(sys.argv[1]); "
+             "w=json.loads((d/'config.yaml').read_text().split('hidden:')[1].split(chr(10))[1].strip('- ') or '0'); "
+             "(d/sys.argv[2]).write_text(json.dumps({'score': w}))")
+    spec = {
+        "name": "tiny_select", "results": str(tmp_path / "results/sel.json"),
+        "evaluate": ["python", "-c", score, "{dir}", "eval_val.json"], "evaluation": "eval_val.json",
+        "metric": {"key": "score", "better": "higher"},
+        "select": {"final": ["python", "-c", score, "{dir}", "eval_test.json"], "evaluation": "eval_test.json"},
+        "base": {"model": {"name": "vae", "hidden": [8], "latent_dim": 2},
+                 "data": {"dir": str(data_dir), "batch_size": 32}, "train": TINY, "trainer": LIMITS},
+        "runs": {"narrow": {}, "wide": {"model.hidden": [16]}},
+    }
+    path = tmp_path / "sel.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    sweep(path, jobs=1, out=tmp_path / "out")
+    rec = json.loads((tmp_path / "results/sel.json").read_text())
+    assert [r["value"]["mean"] for r in rec["rows"]] == [8, 16]
+    assert rec["selection"]["chosen"] == {"group": "all", "run": "wide"}
+    assert rec["selection"]["final"][0]["result"] == {"score": 16}
+    assert (tmp_path / "out/all/wide/eval_test.json").exists()
+    assert not (tmp_path / "out/all/narrow/eval_test.json").exists()  # the test set is read for the choice only

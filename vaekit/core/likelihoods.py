@@ -108,6 +108,44 @@ class DiscretizedLogistic(Distribution):
         return (x.clamp(0.0, 1.0) * 255).round() / 255
 
 
+class QuantizedLogNormal(Distribution):
+    """A distribution over the positive integers n = 1, 2, ...: the mass a log-normal(mu, sigma) puts on
+    [n - 1/2, n + 1/2), with n = 1 taking everything below 3/2. A count (an utterance's length in frames)
+    scored by a density on log n has no normalised probability; this has, so -log P(n) is in nats of the
+    integer and sums with other log-likelihoods into a true bound.
+
+        P(n) = Phi((log(n + 1/2) - mu) / sigma) - Phi((log(n - 1/2) - mu) / sigma),   Phi(-inf) = 0 at n = 1
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, loc: Tensor, scale: Tensor) -> None:
+        self.loc, self.scale = torch.broadcast_tensors(loc, scale)
+        super().__init__(self.loc.shape, validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        n = value.to(self.loc.dtype)
+        upper = ((n + 0.5).log() - self.loc) / self.scale
+        lower = torch.where(n > 1.5, ((n - 0.5).clamp(min=0.5).log() - self.loc) / self.scale,
+                            torch.full_like(upper, -math.inf))
+        # log(Phi(b) - Phi(a)) without cancellation: in the upper tail use the survival side, Phi(-a) - Phi(-b)
+        flip = lower > 0
+        hi, lo = torch.where(flip, -lower, upper), torch.where(flip, -upper, lower)
+        log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+        return log_hi + torch.log1p(-torch.exp(log_lo - log_hi).clamp(max=1 - 1e-7))
+
+    @property
+    def median(self) -> Tensor:
+        """The integer the continuous median exp(mu) falls in (at least 1)."""
+        return self.loc.exp().round().clamp(min=1)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        with torch.no_grad():
+            x = (self.loc + self.scale * torch.randn(shape, device=self.loc.device, dtype=self.loc.dtype)).exp()
+            return x.round().clamp(min=1)
+
+
 def discretized_logistic(params: Tensor, event_dims: int) -> Distribution:
     """Discretized logistic on 8-bit values: parameters are (mean, log scale) stacked on the channel axis."""
     loc, log_scale = params.chunk(2, dim=-event_dims)

@@ -8,10 +8,15 @@ into a style latent z, which conditions a synthesiser of mel spectrograms from t
     style            h_i + W z: z projected and added to every text encoding (as in the paper)
     p(mel | text, z, T)   a decoder of T mel frames from the styled text encodings; each frame a diagonal
                      Gaussian with a learned scale per mel bin
-    p(T | text, z)   log T ~ N(f(mean_i h_i + W z), sigma_T): the utterance's length, so a style carries its rate
-                     (Tacotron ends an utterance with a stop token; here the length is drawn, or given)
+    P(T | text, z)   the utterance's length in frames, an integer: the mass a log-normal with mean
+                     f(mean_i h_i + W z) and scale sigma_T puts on [T - 1/2, T + 1/2) (core's QuantizedLogNormal),
+                     so a style carries its rate (Tacotron ends an utterance with a stop token; here the length
+                     is drawn, or given)
 
-    ELBO = E_q[log p(mel | text, z, T) + log p(log T | text, z)] - KL(q(z | mel) || N(0, I))
+    ELBO = E_q[log p(mel | text, z, T) + log P(T | text, z)] - KL(q(z | mel) || N(0, I))  <=  log p(mel, T | text)
+
+(A density on log T, which an earlier version used, scores a real number, not the integer T: that sum was no
+bound on log p(mel, T). P(T) is a normalised distribution over the lengths, so the logged ``elbo`` is one.)
     loss = -(E_q[...] - beta(t) KL),  beta(t) a warm-up from 0 (``kl_weight``, the contract's Ramp)
 
 The paper's warm-up answers posterior collapse: with beta = 1 from the start, an autoregressive decoder learns to
@@ -59,7 +64,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vaekit.core.audio import MelSettings, mel_to_audio
 from vaekit.core.figures import AudioClip, Figure, ImageGrid, paired_rows
-from vaekit.core.likelihoods import DiagonalGaussian, kl_per_dimension, standard_normal
+from vaekit.core.likelihoods import DiagonalGaussian, QuantizedLogNormal, kl_per_dimension, standard_normal
 from vaekit.core.schedules import Ramp
 from vaekit.models.base import Ability, Batch, LossOutput, Model
 from vaekit.models.registry import register
@@ -284,11 +289,12 @@ class SpeechVAE(Model):
         mask = frame_mask(text_lengths, text.shape[1])[..., None]
         return (self.text_encoder(text, text_lengths) + self.style(z)[:, None, :]) * mask
 
-    def length_distribution(self, h: Tensor, text_lengths: Tensor) -> Normal:
-        """p(log T | text, z): a Normal whose mean reads the styled encodings' average over the characters."""
+    def length_distribution(self, h: Tensor, text_lengths: Tensor) -> QuantizedLogNormal:
+        """P(T | text, z) over the integer lengths: a quantized log-normal whose log-mean reads the styled
+        encodings' average over the characters."""
         pooled = h.sum(1) / text_lengths[:, None].float()
         scale = self.length_log_scale.clamp(min=-5.0).exp()
-        return Normal(self.length_net(pooled)[:, 0], scale.expand(len(h)), validate_args=False)
+        return QuantizedLogNormal(self.length_net(pooled)[:, 0], scale.expand(len(h)))
 
     def mel_distribution(self, h: Tensor, text_lengths: Tensor, lengths: Tensor, t_max: int,
                          target: Tensor | None = None) -> MaskedFrames:
@@ -303,7 +309,7 @@ class SpeechVAE(Model):
 
     # -- objective ----------------------------------------------------------------------------------------------
     def loss(self, batch: Batch) -> LossOutput:
-        """-(E_q[log p(mel | text, z, T) + log p(log T | text, z)] - beta KL(q(z | mel) || N(0, I))), one z per
+        """-(E_q[log p(mel | text, z, T) + log P(T | text, z)] - beta KL(q(z | mel) || N(0, I))), one z per
         utterance; the logged ``elbo`` is the true bound (beta = 1), ``kl_j`` the KL of latent j."""
         x, lengths, text, text_lengths = batch["x"], batch["lengths"], batch["text"], batch["text_lengths"]
         q = self.encode_style(x, lengths)
@@ -311,7 +317,7 @@ class SpeechVAE(Model):
         h = self.styled_text(text, text_lengths, z)
         p_mel = self.mel_distribution(h, text_lengths, lengths, x.shape[1], target=x)
         log_p_mel = p_mel.log_prob(x)
-        log_p_length = self.length_distribution(h, text_lengths).log_prob(lengths.float().log())
+        log_p_length = self.length_distribution(h, text_lengths).log_prob(lengths)
         kl_dims = kl_per_dimension(q)
         kl = kl_dims.sum(-1)
         rec = log_p_mel + log_p_length
@@ -329,7 +335,7 @@ class SpeechVAE(Model):
                    lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Log-mels [B, T_max, M] (zero beyond each length) and their lengths [B] of ``text`` [B, N] in a style:
         ``z`` [B, D] if given, else the posterior mean of q(z | reference), else the prior's mean 0. The lengths are
-        given, or the median exp(mu) of p(log T | text, z)."""
+        given, or the median of P(T | text, z)."""
         if text_lengths is None:
             text_lengths = (text != 0).sum(1)
         if z is None:
@@ -337,7 +343,7 @@ class SpeechVAE(Model):
                  else text.new_zeros(len(text), self.latent_dim, dtype=self.log_scale.dtype))
         h = self.styled_text(text, text_lengths, z)
         if lengths is None:
-            lengths = self.length_distribution(h, text_lengths).mean.exp().round().long().clamp(min=2)
+            lengths = self.length_distribution(h, text_lengths).median.long().clamp(min=2)
         return self.mel_distribution(h, text_lengths, lengths, int(lengths.max())).mean, lengths
 
     @torch.no_grad()

@@ -16,6 +16,10 @@ numbers beside ours (markdown and JSON).
     metric: {key: nll, better: lower, unit: nats}              # the number each row reports (an eval key)
     compare: {"IWAE k=5": "VAE k=5"}                           # claims: row A beats row B, in every group
     readme: {experiment: "...", reference: "..."}              # its row in the README's Results table
+    evaluate: [python, -m, vaekit.views.speech_eval, "{dir}", --split, val, --out, "{dir}/eval_val.json"]
+    evaluation: eval_val.json                                  # the file each row reads (default eval_k*.json)
+    select: {final: [...], evaluation: eval_test.json}         # choose the best row on those (validation)
+                                                               # numbers, then run ``final`` on it alone
 
 Override values may name ``{root}`` (the sweep directory), ``{group}`` and ``{seed}``, e.g. a CVAE's
 ``train.init.baseline: "{root}/{group}/regressor/seed{seed}"``. With ``seeds``, a run's folder is
@@ -93,12 +97,26 @@ def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-def _evaluation(d: Path) -> Path | None:
-    found = sorted(d.glob("eval_k*.json"))
+def _evaluation(d: Path, pattern: str = "eval_k*.json") -> Path | None:
+    found = sorted(d.glob(pattern))
     return found[-1] if found else None
 
 
-def _run_one(job: dict[str, Any], base_file: Path, log: Path, weights: str) -> float:
+def _command(template: list[str], d: Path) -> list[str]:
+    """A recipe's command with ``{dir}`` filled in; ``python`` is this interpreter, ``vaekit`` this vaekit."""
+    cmd = [str(a).replace("{dir}", str(d)) for a in template]
+    head = {"python": [sys.executable], "vaekit": [sys.executable, "-m", "vaekit.cli"]}.get(cmd[0], cmd[:1])
+    return [*head, *cmd[1:]]
+
+
+def _logged(cmd: list[str], log: Path) -> None:
+    with open(log, "a") as f:
+        f.write(f"$ {shlex.join(cmd)}\n")
+        f.flush()
+        subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
+
+
+def _run_one(job: dict[str, Any], base_file: Path, log: Path, weights: str, spec: dict[str, Any]) -> float:
     """Train (unless a finished run is there) and evaluate (unless already evaluated) in subprocesses."""
     start = time.perf_counter()
     d: Path = job["dir"]
@@ -108,16 +126,16 @@ def _run_one(job: dict[str, Any], base_file: Path, log: Path, weights: str) -> f
         # --resume auto: a run cut short (Ctrl-C, a crash) goes on from its checkpoint
         steps.append(([*vaekit, "train", str(base_file), *job["overrides"], "--out", str(d), "--resume", "auto"],
                       d / "trained"))
-    if _evaluation(d) is None:
-        target = d / "model.safetensors" if weights == "last" else d
-        steps.append(([*vaekit, "evaluate", str(target), "--quiet"], None))
-    with open(log, "a") as f:
-        for cmd, marker in steps:
-            f.write(f"$ {shlex.join(cmd)}\n")
-            f.flush()
-            subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
-            if marker is not None:
-                marker.write_text("finished\n")
+    if _evaluation(d, spec.get("evaluation", "eval_k*.json")) is None:
+        if spec.get("evaluate"):
+            steps.append((_command(spec["evaluate"], d), None))
+        else:
+            target = d / "model.safetensors" if weights == "last" else d
+            steps.append(([*vaekit, "evaluate", str(target), "--quiet"], None))
+    for cmd, marker in steps:
+        _logged(cmd, log)
+        if marker is not None:
+            marker.write_text("finished\n")
     return time.perf_counter() - start
 
 
@@ -152,7 +170,8 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
                 row["paper_nll"] = row["paper"]  # the name older tables used
             per_seed = []
             for seed in seeds or [None]:
-                found = _evaluation(run_dir(root, group, same_as.get(run, run), seed))
+                found = _evaluation(run_dir(root, group, same_as.get(run, run), seed),
+                                    spec.get("evaluation", "eval_k*.json"))
                 if found:
                     r = json.loads(found.read_text())
                     per_seed.append({"seed": seed, "value": _lookup(r, key), "elbo": r.get("elbo"),
@@ -190,6 +209,16 @@ def judge(a: dict[str, Any], b: dict[str, Any], better: str) -> str:
     return "tie"
 
 
+def selected(spec: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row whose mean (over seeds) of the metric is best: the choice made on the sweep's own evaluations,
+    which a recipe with ``select`` computes on validation data."""
+    scored = [r for r in rows if r["value"].get("n")]
+    if not scored:
+        return None
+    sign = -1 if spec.get("metric", {}).get("better", "lower") == "higher" else 1
+    return min(scored, key=lambda r: sign * r["value"]["mean"])
+
+
 def _sessions(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for j in jobs:
@@ -197,6 +226,19 @@ def _sessions(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for s in rec.get("sessions", []):
             out.append({"run": str(j["dir"]), **s})
     return out
+
+
+def _selection(spec: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    chosen = selected(spec, rows)
+    if chosen is None:
+        return {"chosen": None}
+    finals = []
+    for seed_row in chosen["seeds"]:
+        found = _evaluation(Path(seed_row["evaluation"]).parent, spec["select"]["evaluation"])
+        finals.append({"seed": seed_row["seed"], "evaluation": str(found) if found else None,
+                       "result": json.loads(found.read_text()) if found else None})
+    return {"chosen": {"group": chosen["group"], "run": chosen["run"]}, "on": spec.get("evaluation"),
+            "by": spec.get("metric"), "final_command": spec["select"]["final"], "final": finals}
 
 
 def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, Any]], jobs_flag: int,
@@ -256,6 +298,7 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
         "reference": spec.get("reference"),
         "rows": rows,
         "comparisons": comparisons,
+        **({"selection": _selection(spec, rows)} if spec.get("select") else {}),
         "sessions": sessions,
     }
 
@@ -278,7 +321,8 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
         print(f"vaekit: sweep of {len(todo)} runs, {jobs} at a time; log in {log}")
         for stage in ([j for j in todo if j["first"]], [j for j in todo if not j["first"]]):
             with ThreadPoolExecutor(jobs) as pool:
-                futures = {pool.submit(_run_one, j, base_file, log, spec.get("weights", "best")): j for j in stage}
+                futures = {pool.submit(_run_one, j, base_file, log, spec.get("weights", "best"), spec): j
+                           for j in stage}
                 for fut, job in futures.items():
                     seed = "" if job["seed"] is None else f" / seed {job['seed']}"
                     try:
@@ -287,6 +331,13 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
                         print(f"  {job['group']} / {job['run']}{seed}: FAILED ({e.returncode}); see {log}",
                               flush=True)
     md, rows = table(spec, root)
+    if spec.get("select") and not only_table:
+        chosen = selected(spec, rows)
+        if chosen is not None:  # the final measure, on the chosen row alone: the test set is read once
+            for seed_row in chosen["seeds"]:
+                d = Path(seed_row["evaluation"]).parent
+                if _evaluation(d, spec["select"]["evaluation"]) is None:
+                    _logged(_command(spec["select"]["final"], d), root / "sweep.log")
     (root / "table.md").write_text(md + "\n")
     (root / "table.json").write_text(json.dumps(rows, indent=2))
     if spec.get("results"):

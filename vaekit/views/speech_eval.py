@@ -142,8 +142,10 @@ def fsdd_transfer(model: nn.Module, train: Any, test: Any, seed: int = 0) -> dic
     return {
         "n_pairs": n, "chance_speaker": round(1 / len(speaker.unique()), 4),
         "chance_word": round(1 / len(word.unique()), 4),
-        "classifier_accuracy_real_test": {"speaker": real["speaker"], "word": real["y"]},
+        "classifier_accuracy_real": {"speaker": real["speaker"], "word": real["y"]},
         "transfer": {"speaker_accuracy": acc(pred_speaker, ref_speaker), "word_accuracy": acc(pred_word, word),
+                     # a transfer must do both (B's speaker, A's word): the lower of the two, to choose by
+                     "worse_of_the_two": min(acc(pred_speaker, ref_speaker), acc(pred_word, word)),
                      "speaker_is_text_utterance_speaker": acc(pred_speaker, speaker),
                      "word_is_reference_word": acc(pred_word, ref_word)},
         "reconstruction": {"speaker_accuracy": acc(classifiers["speaker"].predict(recon), speaker),
@@ -195,6 +197,28 @@ def _pearson(a: Sequence[float], b: Sequence[float]) -> float:
     return round(float(np.corrcoef(a[ok], b[ok])[0, 1]), 4)
 
 
+def pearson_interval(r: float, n: int, level: float = 0.95) -> list[float] | None:
+    """Fisher's interval for a Pearson correlation of n pairs: tanh(atanh r +- z_{(1+level)/2} / sqrt(n - 3))."""
+    from scipy.stats import norm
+
+    if not math.isfinite(r) or n < 4 or abs(r) >= 1:
+        return None
+    half = float(norm.ppf((1 + level) / 2)) / math.sqrt(n - 3)
+    return [round(math.tanh(math.atanh(r) - half), 4), round(math.tanh(math.atanh(r) + half), 4)]
+
+
+def f0_by_setting(f0_out: np.ndarray, f0_ref: np.ndarray, setting: np.ndarray) -> list[dict[str, Any]]:
+    """For each pitch setting of the references: how many voiced outputs, and the median F0 of the outputs and of
+    the references themselves (Hz), so a reader sees the output's F0 step with the setting, or not."""
+    rows = []
+    for v in sorted(set(setting.tolist())):
+        at = (setting == v) & np.isfinite(f0_out) & np.isfinite(f0_ref)
+        rows.append({"pitch_setting": v, "voiced_pairs": int(at.sum()),
+                     "median_f0_output_hz": round(float(np.median(f0_out[at])), 1) if at.any() else None,
+                     "median_f0_reference_hz": round(float(np.median(f0_ref[at])), 1) if at.any() else None})
+    return rows
+
+
 def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
     from scipy.stats import spearmanr
 
@@ -240,17 +264,21 @@ def synthetic_transfer(model: nn.Module, train: Any, test: Any, seed: int = 0) -
     classifiers, real = train_classifiers(train, test, seed=seed)
     voice, word_t = test.labels["speaker"], test.labels["y"]
     acc = lambda pred, truth: round(float((pred == truth).float().mean()), 4)
+    r_f0 = _pearson(np.log(f0_out), np.log(f0_ref[refs]))
+    voiced = int((np.isfinite(f0_out) & np.isfinite(f0_ref[refs])).sum())
     return {
         "n_pairs": n,
-        "classifier_accuracy_real_test": {"voice": real["speaker"], "word": real["y"]},
+        "classifier_accuracy_real": {"voice": real["speaker"], "word": real["y"]},
         "transfer_voice_accuracy": acc(classifiers["speaker"].predict(moved), voice[refs]),
         "transfer_word_accuracy": acc(classifiers["y"].predict(moved), word_t),
-        "f0_correlation": _pearson(np.log(f0_out), np.log(f0_ref[refs])),
+        "f0_correlation": r_f0,
+        "f0_correlation_ci95": pearson_interval(r_f0, voiced),  # Fisher's z over the voiced pairs
         "f0_rank_correlation": _spearman(f0_out, f0_ref[refs]),
         "f0_correlation_with_text_utterance": _pearson(np.log(f0_out), np.log(f0_ref)),
         "f0_vocoder_ceiling": _pearson(np.log(f0_ref_vocoded), np.log(f0_ref)),
         "f0_correlation_with_pitch_setting": _spearman(f0_out, test.labels["pitch"][refs].numpy()),
-        "f0_voiced_pairs": int((np.isfinite(f0_out) & np.isfinite(f0_ref[refs])).sum()),
+        "f0_by_pitch_setting": f0_by_setting(f0_out, f0_ref[refs], test.labels["pitch"][refs].numpy()),
+        "f0_voiced_pairs": voiced,
         "rate_correlation": _pearson(rel_out, rel_ref),
         "rate_correlation_with_speed_setting": _pearson(rel_out, -np.log(speed)),
     }
@@ -309,8 +337,10 @@ def kl_during_training(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def evaluate_speech_run(run: str | Path, data_dir: str | None = None, seed: int = 0,
-                        control_texts: Sequence[str] = ("seven", "two", "yes", "left", "nine")) -> dict[str, Any]:
-    """Every measure above that applies to the run's data set (fsdd or synthetic_speech)."""
+                        control_texts: Sequence[str] = ("seven", "two", "yes", "left", "nine"),
+                        split: str = "test") -> dict[str, Any]:
+    """Every measure above that applies to the run's data set (fsdd or synthetic_speech), on ``split``: ``val``
+    to choose settings (a KL weight, a checkpoint) by, ``test`` once for the chosen run."""
     from vaekit.data import build_data
     from vaekit.views.speak import load_speech_run
 
@@ -319,17 +349,22 @@ def evaluate_speech_run(run: str | Path, data_dir: str | None = None, seed: int 
         cfg.data.dir = data_dir
     splits = build_data(cfg.data)
     torch.manual_seed(seed)
-    result: dict[str, Any] = {"run": str(run_dir), "data": cfg.data.name, "latent_dim": model.latent_dim,
-                              "kl_during_training": kl_during_training(run_dir)}
-    batch = splits.test.__getitems__(list(range(len(splits.test))))
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be val or test, got {split!r}")
+    held_out = splits.val if split == "val" else splits.test
+    if len(held_out) < 2:
+        raise ValueError(f"the {split} split has {len(held_out)} utterances: nothing to pair")
+    result: dict[str, Any] = {"run": str(run_dir), "data": cfg.data.name, "split": split, "n_utterances": len(held_out),
+                              "latent_dim": model.latent_dim, "kl_during_training": kl_during_training(run_dir)}
+    batch = held_out.__getitems__(list(range(len(held_out))))
     with torch.no_grad():  # the whole test set in one batch: no autograd graph
         terms = model.loss(batch).terms
-    result["test_terms"] = {k: round(float(v.mean()), 4) for k, v in terms.items() if not k.startswith("kl_")}
-    result["test_kl_per_dimension"] = [round(float(terms[f"kl_{j}"].mean()), 4) for j in range(model.latent_dim)]
+    result["terms"] = {k: round(float(v.mean()), 4) for k, v in terms.items() if not k.startswith("kl_")}
+    result["kl_per_dimension"] = [round(float(terms[f"kl_{j}"].mean()), 4) for j in range(model.latent_dim)]
     if cfg.data.name == "fsdd":
-        result["fsdd"] = fsdd_transfer(model, splits.train, splits.test, seed)
+        result["fsdd"] = fsdd_transfer(model, splits.train, held_out, seed)
     elif cfg.data.name == "synthetic_speech":
-        result["synthetic"] = synthetic_transfer(model, splits.train, splits.test, seed)
+        result["synthetic"] = synthetic_transfer(model, splits.train, held_out, seed)
         result["control"] = control(model, control_texts)
     else:
         raise ValueError(f"{cfg.data.name}: speech measures are defined for fsdd and synthetic_speech")
@@ -342,9 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="results JSON (default RUN/speech_eval.json)")
     p.add_argument("--data-dir")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("val", "test"), default="test",
+                   help="held-out utterances to pair: val to choose by, test to report once (default test)")
     args = p.parse_args(argv)
     try:
-        result = evaluate_speech_run(args.run, args.data_dir, args.seed)
+        result = evaluate_speech_run(args.run, args.data_dir, args.seed, split=args.split)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         print(f"vaekit: error: {e}", file=sys.stderr)
         return 2
