@@ -60,7 +60,7 @@ def test_a_level_at_alpha_zero_changes_nothing_the_decoder_draws() -> None:
             moved[:, _level(2)] = 3 * torch.randn(len(x), D)
             same = torch.allclose(model.decode(z).mean, model.decode(moved).mean)
             assert same != fading
-            # The bottom-up feature feeding the level is multiplied by alpha too: at 0, q(z_2|x) is one for all x.
+            # What the encoder gives the level is multiplied by alpha too: at 0, q(z_2|x) is one for all x.
             q2 = model.encode(x).mean[:, _level(2)]
             assert torch.allclose(q2, q2[:1].expand_as(q2)) != fading
         # In training mode: the loss's reconstruction term is the one whatever z_2 is drawn.
@@ -72,6 +72,30 @@ def test_a_level_at_alpha_zero_changes_nothing_the_decoder_draws() -> None:
         z[:, _level(2)] = 3 * torch.randn(len(x), D)
         rec = model.decode(z).log_prob(x)
         assert torch.allclose(out.terms["rec"], rec, atol=1e-4) != fading
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_the_fading_posterior_depends_on_alpha_through_batch_norm(mode: str) -> None:
+    """Li et al.'s fade-in: a level entering at alpha enters with alpha's strength. With batch statistics (training
+    mode) a gain on the ladder's input would be divided out by its batch norm and the level would be at full
+    strength at any alpha > 0; the gain acts after the normalisation, so the spread of q(z_2|x)'s means over x
+    scales with alpha, and at alpha = 0 q(z_2|x) is the prior N(0, I) for every x."""
+    model = _warm(_model())
+    getattr(model, mode)()
+    x = torch.bernoulli(torch.full((64, 1, 16, 16), 0.3))
+    spread, qs = {}, {}
+    for step, alpha in ((10, 0.0), (10.01, 0.001), (20, 1.0)):
+        model.on_train_step(step, 0)
+        assert abs(float(model.alpha[1]) - alpha) < 1e-6
+        with torch.no_grad():
+            qs[alpha] = model.encode(x)
+        spread[alpha] = float(qs[alpha].mean[:, _level(2)].std(0).mean())
+    assert spread[1.0] > 1e-3
+    assert abs(spread[0.001] / spread[1.0] - 0.001) < 2e-4  # (old: the ratio was ~1 in training mode)
+    torch.testing.assert_close(qs[0.0].mean[:, _level(2)], torch.zeros(64, D))
+    torch.testing.assert_close(qs[0.0].stddev[:, _level(2)], torch.ones(64, D))
+    # the levels already in are untouched by level 2's schedule
+    torch.testing.assert_close(qs[0.001].mean[:, _level(3)], qs[1.0].mean[:, _level(3)])
 
 
 def test_levels_become_active_top_first_at_their_steps_and_alpha_ramps_linearly() -> None:

@@ -28,11 +28,17 @@ little information. Fade-in: a level that becomes active at step t_l enters with
 
     alpha_l(t) = min(1, (t - t_l) / T_fade)   (authors: T_fade = 5,000 iterations)
 
-multiplying both the bottom-up feature feeding it (h_l -> alpha_l h_l) and its decoder contribution
-(u_l(z_l) -> alpha_l u_l(z_l)); an inactive level's decoder contribution is multiplied by 0 (its encoder reads
-h_l, which the penalty above trains), so a fading level at alpha = 0 changes nothing the decoder draws. The
-encoder's gain on h_l therefore drops from 1 (inactive) to 0 at t_l and ramps back to 1, as in the authors' code:
-q(z_l|x) re-enters from the prior-like state the penalty kept it in. The
+multiplying both what the encoder reads for it and its decoder contribution (u_l(z_l) -> alpha_l u_l(z_l)); an
+inactive level's decoder contribution is multiplied by 0 (its encoder is trained by the penalty above), so a
+fading level at alpha = 0 changes nothing the decoder draws. The encoder's gain therefore drops from 1
+(inactive) to 0 at t_l and ramps back to 1: q(z_l|x) re-enters from the prior.
+
+Where the encoder's gain goes matters. The authors multiply h_l, the ladder's input; their "batch norm" is a
+fixed affine map (below), so the gain reaches q. Here the ladder normalises (Conv -> ELU -> BatchNorm), and
+batch norm divides a gain on its input out: a level would enter at full strength one step after t_l. So the gain
+multiplies the ladder's last, unnormalised output, the posterior's natural parameters (mu_l, log sigma_l^2)
+-> alpha_l (mu_l, log sigma_l^2): at alpha = 0, q(z_l|x) = N(0, I), the prior, for every x, and it moves away
+from it in proportion to alpha. The
 logged ``elbo`` is the bound of the model as it is, rec - sum over all levels of KL_l (an inactive level's z is
 unused by the decoder, so its KL only loosens the bound), the monitored term; ``kl_1`` .. ``kl_L`` per level,
 ``alpha_1`` .. ``alpha_L`` and ``levels_active`` show the schedule.
@@ -188,12 +194,12 @@ class ProVLAE(LatentVariableModel):
     # -- distributions -------------------------------------------------------------------------------------------
     def encode(self, x: Tensor) -> Distribution:
         """q(z|x) = prod_l q(z_l|x), one diagonal Gaussian over the concatenated code [z_1, .., z_L]."""
-        gain = torch.where(self.active > 0, self.alpha, torch.ones_like(self.alpha))  # fade-in of h_l's input
+        gain = torch.where(self.active > 0, self.alpha, torch.ones_like(self.alpha))  # fade-in of q(z_l|x)
         ph, pw = self.padded
         h, params = F.pad(x, (0, pw - x.shape[-1], 0, ph - x.shape[-2])), []
         for stage, ladder, g in zip(self.stages, self.ladders, gain, strict=True):
             h = stage(h)
-            params.append(ladder(h * g))
+            params.append(ladder(h) * g)  # after the ladder's batch norms, which would divide a gain out
         # Distribution parameters in float32: under bf16 autocast the layers run in bf16, the ELBO's terms don't.
         mean, log_var = torch.stack(params, dim=-2).float().chunk(2, dim=-1)  # [B, L, d] each
         return diag_gaussian(mean.flatten(-2), log_var.flatten(-2))
