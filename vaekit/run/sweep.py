@@ -75,8 +75,20 @@ def run_dir(root: Path, group: str, run: str, seed: int | None) -> Path:
     return d if seed is None else d / f"seed{seed}"
 
 
+def with_base(spec: dict[str, Any]) -> dict[str, Any]:
+    """``base`` is a recipe inline, or the path of one (``base: configs/beta_vae_dsprites.yaml``), so a sweep and
+    the recipe people train by hand cannot drift apart."""
+    if isinstance(spec.get("base"), str):
+        path = Path(spec["base"])
+        if not path.is_file():
+            raise ConfigError(f"sweep base: {path} is no recipe file")
+        spec = {**spec, "base": read_yaml(path)}
+    return spec
+
+
 def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     """Every (group, run, seed) to train: its directory and its override list (validated now, not mid-sweep)."""
+    spec = with_base(spec)
     same_as = spec.get("same_as", {})
     seeds = seeds_of(spec)
     jobs = []
@@ -177,9 +189,13 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
                     per_seed.append({"seed": seed, "value": _lookup(r, key), "elbo": r.get("elbo"),
                                      "active_units": r.get("active_units", {}),
                                      "n_examples": r.get("n_examples", r.get("n_images")),
-                                     "k": r.get("k", r.get("nll_estimator")), "evaluation": str(found)})
+                                     "k": r.get("k", r.get("nll_estimator")), "evaluation": str(found),
+                                     "result": r})  # the record stands alone: run folders are not kept
             values = [p["value"] for p in per_seed if isinstance(p["value"], (int, float))]
             row.update(seeds=per_seed, value=_spread(values))
+            # more numbers of the same evaluations, each with its spread over the seeds (``also: [keys]``)
+            row["also"] = {k: _spread([v for p in per_seed if isinstance(v := _lookup(p["result"], k), (int, float))])
+                           for k in spec.get("also", [])}
             if per_seed:  # the flat fields of one-seed tables: the first seed's, the metric's mean
                 first = per_seed[0]
                 row.update(elbo=first["elbo"], active_units=first["active_units"], n_images=first["n_examples"],
@@ -307,6 +323,7 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
     spec = read_yaml(Path(path))
     if not isinstance(spec, dict) or "base" not in spec or not isinstance(spec.get("runs"), dict):
         raise ConfigError(f"{path}: a sweep needs 'base' and 'runs' sections (a mapping of run names)")
+    spec = with_base(spec)
     if not isinstance(spec.get("groups", {}), dict):
         raise ConfigError(f"{path}: 'groups' must be a mapping of group names to overrides")
     if spec.get("weights", "best") not in ("best", "last"):

@@ -1,0 +1,73 @@
+"""The README's Results table is made from results/ by vaekit.views.claims, and the records hold what a reader
+needs: a test fails when the README's table is not the generated one or a record lacks a field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vaekit.run.sweep import judge
+from vaekit.views import claims
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_table_is_the_generated_one_and_every_record_is_whole() -> None:
+    assert claims.check(ROOT / "results", ROOT / "README.md") == []
+    assert claims.main(["--check", "--results", str(ROOT / "results"), "--readme", str(ROOT / "README.md")]) == 0
+
+
+def _record(a: list[float], b: list[float], better: str = "lower") -> dict:
+    spread = lambda v: {"mean": sum(v) / len(v), "min": min(v), "max": max(v), "n": len(v), "values": v}  # noqa: E731
+    return {
+        "record_version": 1, "command": ["vaekit sweep configs/sweeps/x.yaml --jobs 2"], "commit": "abc123",
+        "machine": [{"cpu": "AMD EPYC", "torch": "2.13.0+cpu"}], "device": ["cpu (1 threads)"],
+        "torch": ["2.13.0+cpu"], "seeds": [0, 1, 2],
+        "budget": {"runs": {"all/a/seed0": {"epochs": 10, "steps": 6000, "wall_s": 60.0}}, "wall_s_total": 360.0},
+        "data_split": {"data": {"name": "mnist"}}, "metric_settings": {"nll_samples": 1000},
+        "metric": {"key": "nll", "better": better, "unit": "nats"},
+        "readme": {"experiment": "A vs B", "reference": "paper: 1.0"},
+        "rows": [{"group": "all", "run": "A", "value": spread(a), "seeds": []},
+                 {"group": "all", "run": "B", "value": spread(b), "seeds": []}],
+        "comparisons": [{"group": "all", "a": "A", "b": "B", "verdict": judge(spread(a), spread(b), better)}],
+    }
+
+
+def _readme(tmp: Path, body: str) -> Path:
+    p = tmp / "README.md"
+    p.write_text(f"# x\n\n{claims.BEGIN}\n{body}\n{claims.END}\n\nmore\n")
+    return p
+
+
+def test_a_margin_inside_the_seed_spread_is_written_as_a_tie(tmp_path: Path) -> None:
+    (tmp_path / "tie.json").write_text(json.dumps(_record([70.1, 70.9, 71.5], [71.0, 71.8, 72.0])))
+    (tmp_path / "win.json").write_text(json.dumps(_record([70.1, 70.4, 70.6], [113.2, 113.5, 114.0])))
+    table = claims.render(tmp_path)
+    tie, win = (line for line in table.splitlines() if line.startswith("| A vs B"))
+    assert "a tie (the ranges over seeds overlap)" in tie and "below" not in tie
+    assert "A below B in every seed" in win and "A **70.37 (70.10-70.60)**" in win
+    assert "3 seeds, 10 epochs a run, 6 min of training" in win and "[`win.json`](results/win.json)" in win
+    higher = _record([0.2, 0.3, 0.25], [0.1, 0.12, 0.11], better="higher")
+    (tmp_path / "win.json").write_text(json.dumps(higher))
+    assert "A above B in every seed" in claims.render(tmp_path)
+
+
+def test_check_names_a_missing_field_and_a_stale_table(tmp_path: Path) -> None:
+    rec = _record([1.0, 2.0], [3.0, 4.0])
+    (tmp_path / "r.json").write_text(json.dumps(rec))
+    readme = _readme(tmp_path, claims.render(tmp_path))
+    assert claims.check(tmp_path, readme) == []
+    readme.write_text(readme.read_text().replace("1.50", "1.40"))  # someone edits a number by hand
+    assert any("differs" in p for p in claims.check(tmp_path, readme))
+    claims.write(tmp_path, readme)
+    assert claims.check(tmp_path, readme) == [] and readme.read_text().endswith("more\n")
+    for field in ("seeds", "commit", "metric_settings"):
+        (tmp_path / "r.json").write_text(json.dumps({k: v for k, v in rec.items() if k != field}))
+        assert claims.check(tmp_path, readme)[0] == f"{tmp_path / 'r.json'}: lacks {field}"
+    (tmp_path / "r.json").write_text(json.dumps({**rec, "budget": {"runs": {}}}))
+    assert "lacks budget.wall_s_total" in claims.check(tmp_path, readme)[0]
+
+
+def test_pending_claims_are_listed_with_why_and_command(tmp_path: Path) -> None:
+    (tmp_path / "pending.json").write_text(json.dumps([{"claim": "C", "why": "gone.", "command": "vaekit x"}]))
+    assert "- **C**: gone. Remade by `vaekit x`." in claims.render(tmp_path)

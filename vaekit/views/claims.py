@@ -1,0 +1,198 @@
+"""The README's Results table, made from the records under ``results/`` and nothing else.
+
+    python -m vaekit.views.claims            # print the table
+    python -m vaekit.views.claims --write    # put it into README.md between the results markers
+    python -m vaekit.views.claims --check    # exit 1 if README.md's table differs, or a record lacks a field
+
+A record is a results file with ``record_version`` (a sweep writes one: ``vaekit.run.sweep.record``) and a
+``readme`` block naming its row. Every record must hold the fields in ``REQUIRED``. The wording of a comparison
+is the generator's, from the record's ``comparisons``: a margin inside the seed spread is written as a tie, a
+claim with one seed a side as untested; no one words them by hand. Claims whose record is not yet remade (the
+run folders are gone, or the run was made by code since found wrong) are listed below the table from
+``results/pending.json``, each with why and the command that will remake it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REQUIRED = ("command", "commit", "machine", "device", "torch", "seeds", "budget", "data_split", "metric_settings")
+BEGIN, END = "<!-- results table: made by python -m vaekit.views.claims --write; do not edit -->", \
+    "<!-- end of the results table -->"
+VERDICT = {"better": "{a} {side} {b} in every seed (the ranges do not overlap)",
+           "worse": "{a} {other} {b} in every seed (the ranges do not overlap)",
+           "tie": "a tie (the ranges over seeds overlap)", "untested": "one seed a side: the margin is untested",
+           "missing": "not measured"}
+
+
+def load_records(results: Path) -> list[tuple[Path, dict[str, Any]]]:
+    out = []
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "record_version" in data:
+            out.append((path, data))
+    return out
+
+
+def missing_fields(record: dict[str, Any]) -> list[str]:
+    """The required fields a record lacks or leaves empty (a budget without wall time counts as empty)."""
+    gone = [k for k in REQUIRED if record.get(k) in (None, "", [], {})]
+    budget = record.get("budget") or {}
+    if "budget" not in gone and not budget.get("wall_s_total"):
+        gone.append("budget.wall_s_total")
+    if isinstance(record.get("commit"), str) and record["commit"].startswith("None"):
+        gone.append("commit")
+    return gone
+
+
+def _lookup(result: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(result, dict) or part not in result:
+            return None
+        result = result[part]
+    return result
+
+
+def _num(v: Any, digits: int = 2, percent: bool = False) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "—" if v is None else str(v)
+    return f"{100 * v:.1f}%" if percent else f"{v:.{digits}f}"
+
+
+def _spread(s: dict[str, Any], percent: bool = False) -> str:
+    if not s.get("n"):
+        return "—"
+    if s["n"] == 1:
+        return _num(s["mean"], percent=percent)
+    return f"{_num(s['mean'], percent=percent)} ({_num(s['min'], percent=percent)}-{_num(s['max'], percent=percent)})"
+
+
+def _budget(record: dict[str, Any]) -> str:
+    runs = list((record.get("budget") or {}).get("runs", {}).values())
+    epochs = sorted({r.get("epochs") for r in runs if r.get("epochs") is not None})
+    steps = sorted({r.get("steps") for r in runs if r.get("steps") is not None})
+    minutes = (record.get("budget") or {}).get("wall_s_total", 0) / 60
+    span = lambda v: str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"  # noqa: E731
+    what = f"{span(epochs)} epochs" if epochs else f"{span(steps)} steps" if steps else "budget unknown"
+    seeds = record.get("seeds") or []
+    device = ", ".join(record.get("device") or [])
+    cpus = ", ".join(sorted({m.get("cpu", "?") for m in record.get("machine") or []}))
+    return (f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}, {what} a run, {minutes:.0f} min of training "
+            f"in all on {cpus} ({device})")
+
+
+def result_cell(record: dict[str, Any]) -> str:
+    """What the record shows, in words the record's numbers decide."""
+    readme = record.get("readme") or {}
+    percent = (record.get("metric") or {}).get("unit") == "accuracy"
+    rows = record.get("rows", [])
+    parts = []
+    lower = (record.get("metric") or {}).get("better", "lower") == "lower"
+    sides = {"side": "below" if lower else "above", "other": "above" if lower else "below"}
+    if record.get("comparisons"):
+        for c in record["comparisons"]:
+            ra = next(r for r in rows if r["group"] == c["group"] and r["run"] == c["a"])
+            rb = next(r for r in rows if r["group"] == c["group"] and r["run"] == c["b"])
+            group = "" if c["group"] == "all" else f"{c['group']}: "
+            verdict = VERDICT[c["verdict"]].format(a=c["a"], b=c["b"], **sides)
+            parts.append(f"{group}{c['a']} **{_spread(ra['value'], percent)}**, {c['b']} "
+                         f"{_spread(rb['value'], percent)}: {verdict}")
+    elif record.get("selection"):
+        sel = record["selection"]
+        scores = "; ".join(f"{r['run']} {_spread(r['value'], percent)}" for r in rows)
+        chosen = sel.get("chosen")
+        if chosen is None:
+            parts.append("nothing chosen yet")
+        else:
+            parts.append(f"validation ({(record.get('metric') or {}).get('key')}): {scores}; chosen: "
+                         f"**{chosen['run']}**")
+            finals = [f["result"] for f in sel.get("final", []) if f.get("result")]
+            if finals:
+                shown = ", ".join(f"{label} **{_num(_lookup(finals[0], key), percent=pct)}**"
+                                  for label, key, pct in _report_keys(readme))
+                parts.append(f"its test measure, taken once: {shown}")
+    else:
+        for r in rows:
+            label = "" if len(rows) == 1 else f"{r['run']}: "
+            parts.append(f"{label}**{_spread(r['value'], percent)}** "
+                         f"({(record.get('metric') or {}).get('key')}, mean (min-max) over seeds)")
+        results = [s.get("result") for r in rows for s in r.get("seeds", []) if s.get("result")]
+        if results and readme.get("report"):
+            parts.append(", ".join(f"{label} {_num(_lookup(results[0], key), percent=pct)}"
+                                   for label, key, pct in _report_keys(readme)))
+    return "; ".join(parts)
+
+
+def _report_keys(readme: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """``report: {label: key}``; a key ending in ``%`` is shown as a percentage."""
+    return [(label, key.rstrip("%"), key.endswith("%")) for label, key in (readme.get("report") or {}).items()]
+
+
+def pending_list(results: Path) -> list[dict[str, Any]]:
+    path = results / "pending.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def render(results: Path) -> str:
+    lines = ["| experiment | what the record shows | reference | record |", "|---|---|---|---|"]
+    for path, rec in load_records(results):
+        readme = rec.get("readme")
+        if not readme:
+            continue
+        cell = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+        lines.append(f"| {cell(readme['experiment'])} ({_budget(rec)}) | {cell(result_cell(rec))} | "
+                     f"{cell(readme.get('reference', ''))} | [`{path.name}`](results/{path.name}): "
+                     f"`{cell(rec['command'][0])}` |")
+    pend = pending_list(results)
+    if pend:
+        lines += ["", "Not in the table until remade (their earlier numbers stay in BENCHMARKS.md as history):", ""]
+        lines += [f"- **{p['claim']}**: {p['why']} Remade by `{p['command']}`." for p in pend]
+    return "\n".join(lines)
+
+
+def check(results: Path, readme: Path) -> list[str]:
+    """Every problem, one line each: a record without a field, a README table that is not the generated one."""
+    problems = [f"{path}: lacks {', '.join(gone)}" for path, rec in load_records(results)
+                if (gone := missing_fields(rec))]
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        problems.append(f"{readme}: no results markers ({BEGIN!r} ... {END!r})")
+    elif text.split(BEGIN, 1)[1].split(END, 1)[0].strip() != render(results).strip():
+        problems.append(f"{readme}: the Results table differs from `python -m vaekit.views.claims` "
+                        "(run it with --write)")
+    return problems
+
+
+def write(results: Path, readme: Path) -> None:
+    text = readme.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{render(results)}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaekit.views.claims", description=__doc__.splitlines()[0])
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--check", action="store_true", help="exit 1 if the README's table or a record is wrong")
+    g.add_argument("--write", action="store_true", help="write the table into the README")
+    args = p.parse_args(argv)
+    if args.check:
+        problems = check(args.results, args.readme)
+        for line in problems:
+            print(f"vaekit: {line}", file=sys.stderr)
+        return 1 if problems else 0
+    if args.write:
+        write(args.results, args.readme)
+        return 0
+    print(render(args.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
