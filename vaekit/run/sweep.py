@@ -151,6 +151,21 @@ def _run_one(job: dict[str, Any], base_file: Path, log: Path, weights: str, spec
     return time.perf_counter() - start
 
 
+def _curves(d: Path) -> dict[str, Any] | None:
+    """The metrics a run scored while it trained (``train.metrics``, RUN/metrics/stepN.json), with the settings
+    they were made with: often reduced sample sizes, so they are curves, never final scores."""
+    points = [json.loads(p.read_text()) for p in sorted((d / "metrics").glob("step*.json"))]
+    if not points:
+        return None
+    cfg = read_yaml(d / "config.yaml") if (d / "config.yaml").exists() else {}
+    train = cfg.get("train") or {}
+    from vaekit.run.evaluate import effective_metric_settings
+
+    return {"label": "during training, curves only (not final scores)",
+            "metric_settings": effective_metric_settings(train.get("metrics") or [], train.get("metric_settings")),
+            "points": points}
+
+
 def _spread(values: list[float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values),
             "values": values} if values else {"n": 0, "values": []}
@@ -190,7 +205,8 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
                                      "active_units": r.get("active_units", {}),
                                      "n_examples": r.get("n_examples", r.get("n_images")),
                                      "k": r.get("k", r.get("nll_estimator")), "evaluation": str(found),
-                                     "result": r})  # the record stands alone: run folders are not kept
+                                     "result": r,  # the record stands alone: run folders are not kept
+                                     "curves": _curves(found.parent)})
             values = [p["value"] for p in per_seed if isinstance(p["value"], (int, float))]
             row.update(seeds=per_seed, value=_spread(values))
             # more numbers of the same evaluations, each with its spread over the seeds (``also: [keys]``)
