@@ -160,3 +160,22 @@ def test_regressor_likelihood_is_exact_bernoulli_of_missing_pixels() -> None:
 
 def test_cvae_tasks_are_registered() -> None:
     assert {"cvae_label", "cvae_quadrants", "regressor", "iwae"} <= set(registry.names())
+
+
+def test_burdas_schedule_runs_3_to_the_i_epochs_at_lr_times_10_to_the_minus_i_over_7() -> None:
+    from vaekit.core.schedules import burda_lr_factor, burda_stage
+    from vaekit.models import registry
+    from vaekit.run.module import VAEModule
+
+    assert [burda_stage(e) for e in range(14)] == [0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3]
+    assert burda_stage(3279) == 7 and burda_stage(3280) == 8  # eight stages: 1 + 3 + ... + 3^7 = 3,280 epochs
+    model = registry.build("vae", registry.get("vae").config(input_shape=(4,), hidden=[3], latent_dim=2))
+    cfg = {"train": {"lr": 1e-3, "lr_decay": "burda"}}
+    sched = VAEModule(model, cfg).configure_optimizers()["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(14):
+        lrs.append(sched.optimizer.param_groups[0]["lr"])
+        sched.step()
+    assert lrs[0] == 1e-3 and abs(lrs[1] - 1e-3 * 10 ** (-1 / 7)) < 1e-12
+    assert abs(lrs[13] - 1e-3 * 10 ** (-3 / 7)) < 1e-12
+    assert lrs[4] == lrs[12] == 1e-3 * burda_lr_factor(4)

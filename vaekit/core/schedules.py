@@ -35,3 +35,18 @@ class Ramp:
         if t >= self.begin + self.length:
             return self.end
         return self.start + (self.end - self.start) * (t - self.begin) / self.length
+
+
+def burda_stage(epoch: int) -> int:
+    """Burda et al. (2016), section 5: training runs in stages i = 0, 1, 2, ..., stage i for 3^i passes over the
+    data, so epochs [(3^i - 1) / 2, (3^(i+1) - 1) / 2) (0-based) are stage i; eight stages make 3,280 epochs."""
+    i, end = 0, 1
+    while epoch >= end:
+        i += 1
+        end += 3**i
+    return i
+
+
+def burda_lr_factor(epoch: int) -> float:
+    """The learning rate of stage i relative to the first: 10^(-i/7) (Burda et al.: 0.001 * 10^(-i/7))."""
+    return 10.0 ** (-burda_stage(epoch) / 7)

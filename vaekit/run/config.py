@@ -45,7 +45,7 @@ class TrainConfig:
 
     epochs: PositiveInt = 10
     lr: PositiveFloat = 1e-3
-    lr_decay: Literal["none", "cosine"] = "none"
+    lr_decay: Literal["none", "cosine", "burda"] = "none"  # burda: 3^i epochs at lr * 10^(-i/7), stage i = 0, 1, ..
     weight_decay: Annotated[float, Ge(0)] = 0.0
     seed: int = 0
     log_every_n_steps: PositiveInt = 50

@@ -115,4 +115,9 @@ class VAEModule(L.LightningModule):
         if t.lr_decay == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(t.epochs, 1), eta_min=t.lr * 0.05)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if t.lr_decay == "burda":
+            from vaekit.core.schedules import burda_lr_factor
+
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, burda_lr_factor)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         return opt

@@ -92,13 +92,14 @@ def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     same_as = spec.get("same_as", {})
     seeds = seeds_of(spec)
     jobs = []
-    for group, g_over in spec.get("groups", {"all": {}}).items():
-        for run, r_over in spec["runs"].items():
-            if run in same_as:
-                continue
-            if not isinstance(g_over or {}, dict) or not isinstance(r_over or {}, dict):
-                raise ConfigError(f"sweep {group!r} / {run!r}: overrides must be a mapping of key: value")
-            for seed in seeds or [None]:
+    # seed by seed: a sweep cut short has whole tables of the first seeds, not every seed of the first rows
+    for seed in seeds or [None]:
+        for group, g_over in spec.get("groups", {"all": {}}).items():
+            for run, r_over in spec["runs"].items():
+                if run in same_as:
+                    continue
+                if not isinstance(g_over or {}, dict) or not isinstance(r_over or {}, dict):
+                    raise ConfigError(f"sweep {group!r} / {run!r}: overrides must be a mapping of key: value")
                 names = {"root": str(root), "group": group, "seed": "" if seed is None else str(seed)}
                 overrides = _overrides(g_over or {}, **names) + _overrides(r_over or {}, **names)
                 if seed is not None:
