@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_readme_table_is_the_generated_one_and_every_record_is_whole() -> None:
-    assert claims.check(ROOT / "results", ROOT / "README.md") == []
-    assert claims.main(["--check", "--results", str(ROOT / "results"), "--readme", str(ROOT / "README.md")]) == 0
+    assert claims.check(ROOT / "results", ROOT / "README.md", ROOT / "BENCHMARKS.md") == []
+    assert claims.main(["--check", "--results", str(ROOT / "results"), "--readme", str(ROOT / "README.md"),
+                        "--benchmarks", str(ROOT / "BENCHMARKS.md")]) == 0
 
 
 def _record(a: list[float], b: list[float], better: str = "lower") -> dict:
@@ -47,6 +48,9 @@ def test_a_margin_inside_the_seed_spread_is_written_as_a_tie(tmp_path: Path) -> 
     assert "a tie (the ranges over seeds overlap)" in tie and "below" not in tie
     assert "A below B in every seed" in win and "A **70.37 (70.10-70.60)**" in win
     assert "3 seeds, 10 epochs a run, 6 min of training" in win and "[`win.json`](results/win.json)" in win
+    details = claims.render_details(tmp_path)
+    assert "| all | A | 70.37 (70.10-70.60) |" in details and "all: A against B: **tie**" in details
+    assert "- command: `vaekit sweep configs/sweeps/x.yaml --jobs 2`" in details
     higher = _record([0.2, 0.3, 0.25], [0.1, 0.12, 0.11], better="higher")
     (tmp_path / "win.json").write_text(json.dumps(higher))
     assert "A above B in every seed" in claims.render(tmp_path)

@@ -1,8 +1,8 @@
 """The README's Results table, made from the records under ``results/`` and nothing else.
 
     python -m vaekit.views.claims            # print the table
-    python -m vaekit.views.claims --write    # put it into README.md between the results markers
-    python -m vaekit.views.claims --check    # exit 1 if README.md's table differs, or a record lacks a field
+    python -m vaekit.views.claims --write    # into README.md (the table) and BENCHMARKS.md (each record in full)
+    python -m vaekit.views.claims --check    # exit 1 if either differs from the records, or a record lacks a field
 
 A record is a results file with ``record_version`` (a sweep writes one: ``vaekit.run.sweep.record``) and a
 ``readme`` block naming its row. Every record must hold the fields in ``REQUIRED``. The wording of a comparison
@@ -23,6 +23,8 @@ from typing import Any
 REQUIRED = ("command", "commit", "machine", "device", "torch", "seeds", "budget", "data_split", "metric_settings")
 BEGIN, END = "<!-- results table: made by python -m vaekit.views.claims --write; do not edit -->", \
     "<!-- end of the results table -->"
+DETAILS_BEGIN, DETAILS_END = "<!-- records: made by python -m vaekit.views.claims --write; do not edit -->", \
+    "<!-- end of the records -->"
 VERDICT = {"better": "{a} {side} {b} in every seed (the ranges do not overlap)",
            "worse": "{a} {other} {b} in every seed (the ranges do not overlap)",
            "tie": "a tie (the ranges over seeds overlap)", "untested": "one seed a side: the margin is untested",
@@ -154,41 +156,96 @@ def render(results: Path) -> str:
     return "\n".join(lines)
 
 
-def check(results: Path, readme: Path) -> list[str]:
+def _settings(record: dict[str, Any]) -> str:
+    ms = record.get("metric_settings") or {}
+    plain = {k: v for k, v in ms.items() if k != "metric_settings" and v not in (None, [], {})}
+    out = ", ".join(f"{k} {v}" for k, v in plain.items())
+    for name, kw in (ms.get("metric_settings") or {}).items():
+        out += f"; {name}: " + ", ".join(f"{k} {v}" for k, v in kw.items())
+    return out
+
+
+def render_details(results: Path) -> str:
+    """BENCHMARKS.md's record section: per record, its command, code, machine, budget, settings, and each row with
+    every seed's value."""
+    out = []
+    for path, rec in load_records(results):
+        key = (rec.get("metric") or {}).get("key")
+        also = sorted({k for r in rec.get("rows", []) for k in (r.get("also") or {})})
+        commits = rec["commit"] if isinstance(rec["commit"], list) else [rec["commit"]]
+        out += [f"### `{path.name}`: {rec.get('claim') or rec.get('experiment')}", "",
+                f"- command: `{'`, `'.join(rec['command'])}`", f"- code: {', '.join(c[:12] for c in commits)}",
+                f"- {_budget(rec)}",
+                f"- data: {json.dumps((rec.get('data_split') or {}).get('data'), sort_keys=True)}; test examples "
+                f"{(rec.get('data_split') or {}).get('test_examples')}; "
+                f"{(rec.get('data_split') or {}).get('selection')}",
+                f"- evaluation settings: {_settings(rec)}", ""]
+        head = ["group", "run", f"{key}: mean (min-max)", "each seed", *also, "paper"]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rec.get("rows", []):
+            seeds = " / ".join(_num(s.get("value"), 3) for s in r.get("seeds", [])) or "—"
+            cells = [r["group"], r["run"], _spread(r["value"]), seeds,
+                     *[_spread((r.get("also") or {}).get(k, {})) for k in also], _num(r.get("paper"))]
+            out.append("| " + " | ".join(cells) + " |")
+        for c in rec.get("comparisons", []):
+            out.append(f"\n{c['group']}: {c['a']} against {c['b']}: **{c['verdict']}**")
+        if rec.get("selection", {}).get("chosen"):
+            out.append(f"\nChosen on {rec['selection']['on']}: **{rec['selection']['chosen']['run']}**; its final "
+                       f"measure (`{' '.join(rec['selection']['final_command'])}`) is in the record.")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def _between(text: str, begin: str, end: str) -> str | None:
+    if begin not in text or end not in text:
+        return None
+    return text.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+def _replace(path: Path, begin: str, end: str, body: str) -> None:
+    text = path.read_text()
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+
+
+def check(results: Path, readme: Path, benchmarks: Path | None = None) -> list[str]:
     """Every problem, one line each: a record without a field, a README table that is not the generated one."""
     problems = [f"{path}: lacks {', '.join(gone)}" for path, rec in load_records(results)
                 if (gone := missing_fields(rec))]
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        problems.append(f"{readme}: no results markers ({BEGIN!r} ... {END!r})")
-    elif text.split(BEGIN, 1)[1].split(END, 1)[0].strip() != render(results).strip():
-        problems.append(f"{readme}: the Results table differs from `python -m vaekit.views.claims` "
-                        "(run it with --write)")
+    for path, begin, end, made in ((readme, BEGIN, END, render),
+                                   *([(benchmarks, DETAILS_BEGIN, DETAILS_END, render_details)] if benchmarks else [])):
+        found = _between(path.read_text(), begin, end)
+        if found is None:
+            problems.append(f"{path}: no results markers ({begin!r} ... {end!r})")
+        elif found != made(results).strip():
+            problems.append(f"{path}: the records' section differs from `python -m vaekit.views.claims` "
+                            "(run it with --write)")
     return problems
 
 
-def write(results: Path, readme: Path) -> None:
-    text = readme.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{render(results)}\n{END}{tail}")
+def write(results: Path, readme: Path, benchmarks: Path | None = None) -> None:
+    _replace(readme, BEGIN, END, render(results))
+    if benchmarks is not None:
+        _replace(benchmarks, DETAILS_BEGIN, DETAILS_END, render_details(results))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.views.claims", description=__doc__.splitlines()[0])
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--benchmarks", type=Path, default=Path("BENCHMARKS.md"))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--check", action="store_true", help="exit 1 if the README's table or a record is wrong")
     g.add_argument("--write", action="store_true", help="write the table into the README")
     args = p.parse_args(argv)
     if args.check:
-        problems = check(args.results, args.readme)
+        problems = check(args.results, args.readme, args.benchmarks)
         for line in problems:
             print(f"vaekit: {line}", file=sys.stderr)
         return 1 if problems else 0
     if args.write:
-        write(args.results, args.readme)
+        write(args.results, args.readme, args.benchmarks)
         return 0
     print(render(args.results))
     return 0
