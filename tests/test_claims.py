@@ -75,3 +75,18 @@ def test_check_names_a_missing_field_and_a_stale_table(tmp_path: Path) -> None:
 def test_pending_claims_are_listed_with_why_and_command(tmp_path: Path) -> None:
     (tmp_path / "pending.json").write_text(json.dumps([{"claim": "C", "why": "gone.", "command": "vaekit x"}]))
     assert "- **C**: gone. Remade by `vaekit x`." in claims.render(tmp_path)
+
+
+def test_a_claim_that_does_not_hold_is_said_in_a_plain_sentence_with_the_budget(tmp_path: Path) -> None:
+    rec = {**_record([70.1, 70.9, 71.5], [71.0, 71.8, 72.0]), "claim": "A is below B"}
+    (tmp_path / "tie.json").write_text(json.dumps(rec))
+    assert "so the claim that A is below B does not hold in every case at this budget (3 seeds, 10 epochs" in \
+        claims.render(tmp_path)
+    won = {**_record([1.0, 1.1], [2.0, 2.1]), "claim": "A is below B"}
+    (tmp_path / "tie.json").write_text(json.dumps(won))
+    assert "does not hold" not in claims.render(tmp_path)
+    # targets are read from the (final) evaluation: one met, one missed
+    won["rows"][0]["seeds"] = [{"seed": 0, "value": 1.0, "result": {"acc": {"speaker": 0.7, "word": 0.8}}}]
+    won["readme"]["targets"] = {"speaker": ["acc.speaker", 0.6], "word": ["acc.word", 0.9]}
+    (tmp_path / "tie.json").write_text(json.dumps(won))
+    assert "the target for word is not met at this budget" in claims.render(tmp_path)

@@ -126,6 +126,17 @@ def result_cell(record: dict[str, Any]) -> str:
         if results and readme.get("report"):
             parts.append(", ".join(f"{label} {_num(_lookup(results[0], key), percent=pct)}"
                                    for label, key, pct in _report_keys(readme)))
+    verdicts = [c["verdict"] for c in record.get("comparisons", [])]
+    if verdicts and any(v != "better" for v in verdicts) and record.get("claim"):
+        parts.append(f"so the claim that {record['claim']} does not hold in every case at this budget "
+                     f"({_budget(record)})")
+    finals = [f["result"] for f in (record.get("selection") or {}).get("final", []) if f.get("result")] or \
+        [s["result"] for r in rows for s in r.get("seeds", []) if s.get("result")][:1]
+    missed = [label for label, (key, least) in (readme.get("targets") or {}).items()
+              if finals and not (isinstance(v := _lookup(finals[0], key), (int, float)) and v >= least)]
+    if readme.get("targets") and finals:
+        parts.append("every target met" if not missed else
+                     f"the target for {', '.join(missed)} is not met at this budget ({_budget(record)})")
     return "; ".join(parts)
 
 
