@@ -127,7 +127,9 @@ def result_cell(record: dict[str, Any]) -> str:
             parts.append(", ".join(f"{label} {_num(_lookup(results[0], key), percent=pct)}"
                                    for label, key, pct in _report_keys(readme)))
     verdicts = [c["verdict"] for c in record.get("comparisons", [])]
-    if verdicts and any(v != "better" for v in verdicts) and record.get("claim"):
+    if "missing" in verdicts:
+        parts.append(f"incomplete: {verdicts.count('missing')} of {len(verdicts)} comparisons not yet measured")
+    elif verdicts and any(v != "better" for v in verdicts) and record.get("claim"):
         parts.append(f"so the claim that {record['claim']} does not hold in every case at this budget "
                      f"({_budget(record)})")
     finals = [f["result"] for f in (record.get("selection") or {}).get("final", []) if f.get("result")] or \
