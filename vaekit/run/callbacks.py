@@ -220,12 +220,14 @@ class ExportWeights(Callback):
         self.snapshots = set(snapshot_epochs or [])
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        module.read_guard()  # weights only after a clean read of the non-finite guard
         epoch = trainer.current_epoch + 1
         if epoch in self.snapshots and trainer.is_global_zero:
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
             save_weights(module.model, self.run_dir / "snapshots" / f"epoch{epoch:04d}.safetensors", self.run_dir)
 
     def on_validation_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        module.read_guard()
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         save_weights(module.model, self.run_dir / "model.safetensors", self.run_dir)
@@ -237,6 +239,7 @@ class ExportWeights(Callback):
             save_weights(module.model, self.run_dir / "best.safetensors", self.run_dir)
 
     def on_train_end(self, trainer: L.Trainer, module: VAEModule) -> None:
+        module.read_guard()
         if trainer.is_global_zero:
             save_weights(module.model, self.run_dir / "model.safetensors", self.run_dir)
 

@@ -49,6 +49,13 @@ class TrainConfig:
     weight_decay: Annotated[float, Ge(0)] = 0.0
     seed: int = 0
     log_every_n_steps: PositiveInt = 50
+    # The non-finite guard's flags live on the device and are read (one host sync) every N steps and before any
+    # checkpoint or weights are written; between reads a step never waits for the device.
+    sync_every_n_steps: PositiveInt = 50
+    deferred_guard: bool = True  # false: the guard reads the device at every step (the earlier behaviour)
+    # torch.compile the model's loss (fixed shapes; draws through eager kernels, so a run's random numbers are the
+    # eager run's). Off by default: on a 2-core CPU the compile costs a minute and small models gain little.
+    compile: bool = False
     figures_every_n_epochs: PositiveInt = 1
     snapshot_epochs: list[PositiveInt] = field(default_factory=list)  # extra weights kept at these epochs
     checkpoint_every_n_steps: NonNegativeInt = 1000  # checkpoints/last.ckpt every N steps (0: each epoch only)

@@ -34,6 +34,16 @@ class VAEModule(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.train_cfg: TrainConfig = from_dict(TrainConfig, config["train"], "train")
         self.skipped_batches = 0  # batches left out for a NaN/Inf (train.nonfinite=skip); kept in checkpoints
+        self.__dict__["_compiled_loss"] = self._compiled(model) if self.train_cfg.compile else None
+
+    @staticmethod
+    def _compiled(model: nn.Module) -> Any:
+        """The model's loss through torch.compile, its random draws by the eager kernels (inductor's own
+        generator would give other numbers than the eager run for the same seed)."""
+        import torch._inductor.config as inductor
+
+        inductor.fallback_random = True
+        return torch.compile(model.loss, dynamic=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook, ~40 times a step; nn.Module.__setattr__ checks
@@ -54,24 +64,128 @@ class VAEModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.model.on_train_step(self.global_step, self.current_epoch)  # schedules: warm-up, capacity, fade-in
 
+    # -- the non-finite guard without a host sync -----------------------------------------------------------------
+    # With fused Adam (CPU and CUDA) a bad step is skipped on the device: Adam's ``found_inf`` (the flag PyTorch's
+    # gradient scaler uses) leaves the parameters, the moments and the step count as they were. The first bad
+    # step of a window, what was bad in it and the count are device tensors; ``read_guard`` reads them (the one
+    # sync) every ``train.sync_every_n_steps`` steps and before anything is written, and stops or reports there.
+    def _deferred(self) -> bool:
+        return self.train_cfg.deferred_guard and self._fused() is True and self.trainer.precision != "16-mixed"
+
+    def _guard_state(self, device: torch.device) -> dict[str, torch.Tensor]:
+        g = self.__dict__.get("_guard")
+        if g is None or g["step"].device != device:
+            g = {"step": torch.full((), -1, dtype=torch.long, device=device),
+                 "which": torch.zeros((), dtype=torch.long, device=device),
+                 "nan": torch.zeros((), dtype=torch.bool, device=device),
+                 "count": torch.zeros((), dtype=torch.long, device=device)}
+            self.__dict__["_guard"] = g
+        return g
+
+    def _record(self, ok: torch.Tensor, which: torch.Tensor, nan: torch.Tensor) -> None:
+        g = self._guard_state(ok.device)
+        newly = ~ok & (g["step"] < 0)
+        g["step"] = torch.where(newly, self.global_step, g["step"])
+        g["which"] = torch.where(newly, which, g["which"])
+        g["nan"] = torch.where(newly, nan, g["nan"])
+        g["count"] = g["count"] + (~ok).long()
+
+    def read_guard(self) -> None:
+        """The host reads the device's guard (one sync): stop at a bad step, or count and report the skipped
+        ones. Called every ``sync_every_n_steps`` steps and before every checkpoint and weights file."""
+        g = self.__dict__.get("_guard")
+        if g is None:
+            return
+        count = int(g["count"])
+        if count == 0:
+            return
+        step, which, nan = int(g["step"]), int(g["which"]), bool(g["nan"])
+        kind = "NaN" if nan else "infinite"
+        names = self.__dict__.get("_names", ([], []))
+        terms, params = names
+        if which < len(terms):
+            what = f"loss term {terms[which]!r} is {kind}"
+        elif which == len(terms):
+            what = f"loss term 'loss' is {kind}"
+        else:
+            what = f"the gradient of {params[which - len(terms) - 1]} is {kind}"
+        g["count"].zero_()
+        g["step"].fill_(-1)
+        if self.train_cfg.nonfinite == "stop":
+            raise FloatingPointError(f"step {step}: {what}; training stopped, the last checkpoint is unchanged "
+                                     "(train.nonfinite=skip leaves such batches out instead)")
+        self.skipped_batches += count
+        more = f" and {count - 1} more since" if count > 1 else ""
+        # (no self.log here: checkpoint and validation hooks may not log; the next logged step carries the count)
+        self.print(f"vaekit: step {step}: {what}{more}; batch skipped ({self.skipped_batches} so far)")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step % self.train_cfg.sync_every_n_steps == 0:
+            self.read_guard()
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            if self.train_cfg.progress_bar and isinstance(loss, torch.Tensor):
+                self.log("loss", float(loss), prog_bar=True, logger=False)  # read here, with the guard
+
+    def on_train_epoch_end(self) -> None:
+        self.read_guard()
+
+    def on_train_end(self) -> None:
+        self.read_guard()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        out = self.model.loss(batch)
+        out = (self.__dict__["_compiled_loss"] or self.model.loss)(batch)
+        if self._deferred():
+            # No `if` on a device value: the loss's finiteness and the first non-finite term go to the guard,
+            # which on_before_optimizer_step completes with the gradients'.
+            terms = list(out.terms)
+            term_ok = torch.stack([torch.isfinite(v).all() for v in out.terms.values()]) if terms else None
+            self.__dict__["_step_check"] = (torch.isfinite(out.loss), term_ok, out.terms)
+            if "_names" not in self.__dict__ or self.__dict__["_names"][0] != terms:
+                self.__dict__["_names"] = (terms, [n for n, p in self.model.named_parameters() if p.requires_grad])
+            self._log_terms(out)
+            return out.loss
         if not torch.isfinite(out.loss):
             bad = next((k for k, v in out.terms.items() if not torch.isfinite(v).all()), "loss")
             value = out.terms[bad] if bad in out.terms else out.loss
             return self._nonfinite(f"loss term {bad!r} is {_what(value)}")
+        self._log_terms(out)
+        return out.loss
+
+    def _log_terms(self, out: Any) -> None:
         # Logging every step costs more than a small model's step; log on the steps Lightning writes a row for
         # (after optimizer step s, it writes when (s + 1) % n == 0), so each row holds its own step's values.
         if (self.global_step + 1) % self.train_cfg.log_every_n_steps == 0:
             self.log_dict({f"train/{k}": v.float().mean() for k, v in out.terms.items()}, prog_bar=False)
-            self.log("train/loss", out.loss.detach(), prog_bar=True)
+            # not prog_bar: Lightning turns progress-bar values into numbers after every step (a host sync); the
+            # bar gets the loss as a number on the steps the guard is read (on_train_batch_end)
+            self.log("train/loss", out.loss.detach())
             if self.skipped_batches:
                 self.log("train/skipped_batches", float(self.skipped_batches))
-        return out.loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.trainer.precision == "16-mixed":
             return  # float16's gradient scaler expects overflows and skips those steps itself
+        if self._deferred():
+            loss_ok, term_ok, terms = self._step_check
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in params]
+            norms = torch.stack(torch._foreach_norm(grads))
+            grads_ok = torch.isfinite(norms)
+            ok = loss_ok & grads_ok.all()
+            n_terms = len(terms)
+            if term_ok is not None:
+                bad_term = torch.argmin(term_ok.int())  # the first non-finite term, if one is
+                term_found = ~term_ok.all()
+                which_loss = torch.where(term_found, bad_term, n_terms)
+                term_nan = torch.stack([torch.isnan(v).any() for v in terms.values()])[bad_term]
+            else:
+                which_loss, term_nan = torch.tensor(n_terms, device=norms.device), torch.tensor(False)
+            bad_grad = torch.argmin(grads_ok.int())
+            which = torch.where(~loss_ok, which_loss, n_terms + 1 + bad_grad)
+            nan = torch.where(~loss_ok, term_nan, torch.isnan(norms[bad_grad]))
+            self._record(ok, which, nan)
+            optimizer.found_inf = (~ok).float()  # fused Adam: the update is skipped on the device when 1
+            return
         grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
         if not grads or torch.isfinite(torch.stack(torch._foreach_norm(list(grads.values())))).all():
             return
@@ -91,6 +205,7 @@ class VAEModule(L.LightningModule):
         return None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.read_guard()  # a checkpoint is written only after a clean read: the last good one stays good
         checkpoint["skipped_batches"] = self.skipped_batches
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
