@@ -101,15 +101,34 @@ class TensorExamples(BatchServing):
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape[1:])
 
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def to(self, device: torch.device | str) -> TensorExamples:
+        """The same examples held on ``device`` (once), so batches are index slices there and the binarization
+        or dequantization noise is drawn there: nothing is copied from the host a step. The draws stay functions
+        of (seed, epoch, batch), but a CUDA generator's stream differs from the CPU's: the same seed gives other
+        binarizations on a GPU than on the CPU."""
+        moved = TensorExamples.__new__(TensorExamples)
+        moved.values = self.values
+        moved.data = self.data.to(device)
+        moved.labels = None if self.labels is None else self.labels.to(device)
+        moved.thresholds = None if self.thresholds is None else self.thresholds.to(device)
+        return moved
+
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
+        dev = self.data.device
         index = torch.as_tensor(idx, dtype=torch.long)
+        if dev.type == "cuda":  # a pinned copy does not make the host wait for the device
+            index = index.pin_memory().to(dev, non_blocking=True)
         seed = getattr(idx, "seed", None)
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        g = torch.Generator(device=dev).manual_seed(seed) if seed is not None else None
         if self.thresholds is not None:
             x = draw_binary(self.thresholds.index_select(0, index), g)
         elif self.values == "dequantized":
             v = self.data.index_select(0, index).float()
-            x = v.add_(torch.rand(v.shape, generator=g)).div_(256.0)
+            x = v.add_(torch.rand(v.shape, generator=g, device=dev)).div_(256.0)
         else:
             x = self.data.index_select(0, index).float().div_(255.0)
         batch = {"x": x}

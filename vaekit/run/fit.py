@@ -21,6 +21,7 @@ from vaekit.core.errors import brief
 from vaekit.core.likelihoods import check_likelihood
 from vaekit.core.options import is_rank_zero, say
 from vaekit.data import build_data, loader
+from vaekit.data.batches import TensorExamples
 from vaekit.models.registry import build
 from vaekit.run.callbacks import (
     AtomicCheckpointIO,
@@ -125,6 +126,17 @@ def check_resume(ckpt_path: Path, cfg: RunConfig, model: nn.Module) -> None:
                              f"({lines[1].strip() if len(lines) > 1 else lines[0]})") from None
 
 
+def _resident_device(cfg: RunConfig) -> torch.device | None:
+    """Where an in-memory training set is held (``train.data_on_device``): the one CUDA device a single-process
+    run trains on; None (batches copied from the host as they are served) on the CPU or with several devices."""
+    if not cfg.train.data_on_device or not torch.cuda.is_available():
+        return None
+    one = str(cfg.trainer.devices) in ("1", "[0]") or (cfg.trainer.devices == "auto" and torch.cuda.device_count() == 1)
+    if cfg.trainer.accelerator not in ("auto", "gpu", "cuda") or not one:
+        return None
+    return torch.device("cuda", 0)
+
+
 def _total_steps(cfg: RunConfig, batches_per_epoch: int) -> int:
     """The optimizer steps a run will take, from epochs, batch limits, accumulation and max_steps."""
     limit = cfg.trainer.limit_train_batches
@@ -173,7 +185,10 @@ def _fit(cfg: RunConfig, run_dir: Path, resume: str | Path | None, callbacks: li
     init_from_runs(model, t.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_loader = loader(splits.train, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
+    train_set = splits.train
+    if (dev := _resident_device(cfg)) is not None and isinstance(train_set, TensorExamples):
+        train_set = train_set.to(dev)  # once: every batch is then an index slice on the device
+    train_loader = loader(train_set, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
     total_steps = _total_steps(cfg, len(train_loader))
     model.check_budget(total_steps)  # e.g. a fade-in that would outlast the training
     check_writable(run_dir, run_footprint(model))
