@@ -7,8 +7,13 @@
 for the MLP VAE 784-400-20 (batch 128), the 64x64 conv net of configs/beta_vae_dsprites.yaml (batch 64, bf16),
 the 5-layer Ladder VAE (batch 256) and the conv TD-VAE of configs/tdvae_moving_mnist_conv.yaml; the NLL
 estimator (k = 5000 on 10,000 test images); achieved TFLOP/s of the conv net against the device's dense bf16
-peak; and 1, 4 and 8 MLP VAE runs packed onto the device (aggregate steps/s). pythae is compared only where it
-is importable (it is not on a device machine that reaches no package index): else its rows say so.
+peak; and 1, 4 and 8 MLP VAE runs packed onto the device (aggregate steps/s). ``--compiled`` models are also run
+by vaekit with ``train.compile=true``. pythae 0.1.2 (its TrainingPipeline for one epoch of the MLP VAE, and
+``get_nll`` at the same k on fewer images) runs in the interpreter $PYTHAE_PY, else benchmarks/.venv-pythae,
+else this one, where that one imports pythae; else its row says it was not compared.
+
+The record is rewritten after every part ("complete": false until the end), so a run cut off by its time limit
+still leaves what it measured.
 
     python benchmarks/bench_device.py --out results/device_bench.json          # on the device, about 6 minutes
     python benchmarks/bench_device.py --smoke --models vae,ladder_vae --out X   # a few steps each, any machine
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -164,11 +170,41 @@ def packed(n: int, steps: int, out: Path) -> dict[str, float]:
             "slowest_wall_s": max(walls)}
 
 
+def pythae_python() -> str | None:
+    """The first interpreter of $PYTHAE_PY, benchmarks/.venv-pythae, this one that imports pythae."""
+    for py in (os.environ.get("PYTHAE_PY"), str(ROOT / "benchmarks" / ".venv-pythae" / "bin" / "python"),
+               sys.executable):
+        imports = py and Path(py).exists() and subprocess.run([py, "-c", "import pythae"], capture_output=True)
+        if imports and imports.returncode == 0:
+            return py
+    return None
+
+
+def pythae_rates(images: int, k: int, nll_images: int, out: Path) -> dict[str, Any]:
+    """pythae's pipeline (one epoch of ``images`` MNIST images) and get_nll (k samples, ``nll_images``), on the
+    device, by benchmarks/bench_pythae_device.py in pythae's interpreter."""
+    py = pythae_python()
+    if py is None:
+        return {"status": "not compared: no interpreter here imports pythae (set PYTHAE_PY)"}
+    cfg, _ = recipe("vae", [])
+    splits = build_data(cfg.data)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "pythae_data.pt"
+    torch.save({"train": splits.train.data[:images].clone(), "test": splits.test.data[:nll_images].clone()}, data)
+    done = subprocess.run([py, str(ROOT / "benchmarks" / "bench_pythae_device.py"), str(data), str(k)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if done.returncode != 0:
+        return {"status": f"failed (exit {done.returncode})", "stderr_tail": done.stderr[-1500:]}
+    return {"status": "compared", "python": py, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "device_bench.json")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "device_bench")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--compiled", default="vae,ladder_vae",
+                    help="models vaekit also trains with train.compile=true (each compile takes a while)")
     ap.add_argument("--smoke", action="store_true", help="a few steps of each, to test the script anywhere")
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -176,13 +212,14 @@ def main() -> int:
     names = [n for n in args.models.split(",") if n]
     result: dict[str, Any] = {"command": " ".join(["python", "benchmarks/bench_device.py", *sys.argv[1:]]),
                               **provenance.code(), "machine": provenance.machine(), "device": provenance.device(dev),
-                              "smoke": args.smoke, "steps_timed": steps, "warm_up_steps": warm, "models": {}}
-    try:
-        import pythae  # noqa: F401
+                              "smoke": args.smoke, "complete": False, "steps_timed": steps, "warm_up_steps": warm,
+                              "models": {}}
 
-        result["pythae"] = "importable; see benchmarks/bench_pythae.py for its pipeline"
-    except ImportError:
-        result["pythae"] = "not importable here (no package index on the device machine): not compared"
+    def write() -> None:  # after every part: a run cut off still leaves what it measured
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    compiled = set(filter(None, args.compiled.split(",")))
     for name in names:
         cfg, bf16 = recipe(name, [])
         row = {"batch_size": cfg.data.batch_size, "bf16": bf16,
@@ -190,6 +227,9 @@ def main() -> int:
                "plain_compiled": round(plain(dev, cfg, bf16, steps, warm, True), 2),
                "vaekit": round(vaekit_rate(dev, name, steps, warm, args.runs), 2)}
         row["vaekit_vs_compiled"] = round(row["vaekit"] / row["plain_compiled"], 3)
+        if name in compiled:
+            row["vaekit_compiled"] = round(vaekit_rate(dev, name, steps, warm, args.runs, compiled=True), 2)
+            row["vaekit_compiled_vs_compiled"] = round(row["vaekit_compiled"] / row["plain_compiled"], 3)
         if name == "conv64":
             tflop = conv_tflops(dev, cfg)
             peak = next((v for k, v in PEAKS.items() if k in result["device"]["name"]), None)
@@ -198,8 +238,20 @@ def main() -> int:
                        of_peak=round(tflop * row["vaekit"] / peak, 4) if peak else None)
         result["models"][name] = row
         print(name, row, flush=True)
-    result["nll"] = nll_rate(dev, *((10, 200) if args.smoke else (5000, 10000)))
+        write()
+    k = 10 if args.smoke else 5000
+    result["nll"] = nll_rate(dev, k, 200 if args.smoke else 10000)
     print("nll", result["nll"], flush=True)
+    write()
+    # pythae: one epoch (smoke: 3 steps) of its pipeline, get_nll on fewer images (it loops over them one at a time)
+    result["pythae"] = pythae_rates(384 if args.smoke else 50000, k, 10 if args.smoke else 200, args.runs)
+    p = result["pythae"]
+    if p.get("status") == "compared":
+        if "vae" in result["models"]:
+            p["vaekit_vs_pythae_steps"] = round(result["models"]["vae"]["vaekit"] / p["steps_per_s"], 2)
+        p["vaekit_vs_pythae_nll"] = round(result["nll"]["images_per_s"] / p["nll_images_per_s"], 2)
+    print("pythae", p, flush=True)
+    write()
     result["packed"] = [packed(n, 5 if args.smoke else 600, args.runs) for n in ((1, 2) if args.smoke else (1, 4, 8))]
     if len(result["packed"]) > 1 and "aggregate_steps_per_s" in result["packed"][0]:
         one = result["packed"][0]["aggregate_steps_per_s"]
@@ -207,8 +259,8 @@ def main() -> int:
             if "aggregate_steps_per_s" in p:
                 p["vs_one"] = round(p["aggregate_steps_per_s"] / one, 2)
     print("packed", result["packed"], flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result["complete"] = True
+    write()
     print(f"wrote {args.out}")
     return 0
 

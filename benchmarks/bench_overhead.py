@@ -6,8 +6,12 @@ model      vaekit's model (torch.distributions objects, LossOutput) and DataLoad
 lightning  that model in a bare lightning.Trainer (no loggers, callbacks or progress bar)
 vaekit     vaekit's ``fit``: loggers, checkpoints, weight export, figures, progress bar
 vaekit_untrimmed  the same without vaekit's three trims of Lightning internals (what they are worth)
+vaekit_deferred    ``fit`` with train.deferred_guard=true: the non-finite guard kept on the device and read every
+                   50 steps (the default on an accelerator), against ``vaekit``'s CPU default, a read every step
 
-Usage: python benchmarks/bench_overhead.py [--steps 1500] [--rounds 3]"""
+--hidden/--latent/--batch give other sizes, e.g. the benchmark network (784-400-20, batch 128).
+
+Usage: python benchmarks/bench_overhead.py [--steps 1500] [--rounds 3] [--hidden 16 --latent 2 --batch 16]"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import argparse
 import statistics
 import time
 import warnings
+from typing import Any
 
 import lightning as L
 import torch
@@ -31,31 +36,43 @@ from vaekit.run.fit import VAEModule, fit
 from vaekit.run.io import build_model
 
 warnings.filterwarnings("ignore")
-B, H, Z = 16, 16, 2
+B_DEFAULT, H_DEFAULT, Z_DEFAULT = 16, 16, 2  # the tiny VAE: framework work shows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--hidden", type=int, default=H_DEFAULT)
+    ap.add_argument("--latent", type=int, default=Z_DEFAULT)
+    ap.add_argument("--batch", type=int, default=B_DEFAULT)
+    ap.add_argument("--loops", default="", help="comma-separated subset of the loops (default: all)")
     args = ap.parse_args()
-    steps = args.steps
+    b, h, z = args.batch, args.hidden, args.latent
     torch.set_num_threads(1)
-    cfg = load_config({"model": {"name": "vae", "hidden": [H], "latent_dim": Z, "activation": "relu"}, "name": "oh"},
-                      [f"data.batch_size={B}", f"trainer.limit_train_batches={steps}", "train.epochs=1",
-                       "trainer.limit_val_batches=0", "train.figures_every_n_epochs=1000", "train.threads=1"])
-    splits = build_data(cfg.data)
-    cfg.model.setdefault("input_shape", list(splits.input_shape))
-    model_config(cfg.model)
+
+    def config(*extra: str) -> Any:
+        c = load_config({"model": {"name": "vae", "hidden": [h], "latent_dim": z, "activation": "relu"},
+                         "name": "oh"},
+                        [f"data.batch_size={b}", f"trainer.limit_train_batches={steps}", "train.epochs=1",
+                         "trainer.limit_val_batches=0", "train.figures_every_n_epochs=1000", "train.threads=1",
+                         *extra])
+        c.model.setdefault("input_shape", list(splits.input_shape))
+        model_config(c.model)
+        return c
+
+    splits = build_data(load_config({"model": "vae"}).data)
+    steps = min(args.steps, len(splits.train) // b)  # one epoch at most: every loop takes the same steps
+    cfg, cfg_deferred = config(), config("train.deferred_guard=true")
     thresholds = splits.train.thresholds
 
     def plain() -> float:
-        model = PlainVAE(H, Z)
+        model = PlainVAE(h, z)
         opt = torch.optim.Adam(model.parameters(), fused=True)
         perm = torch.randperm(len(thresholds))
         start = time.perf_counter()
         for s in range(steps):
-            x = draw_binary(thresholds[perm[s * B : (s + 1) * B]]).flatten(1)
+            x = draw_binary(thresholds[perm[s * b : (s + 1) * b]]).flatten(1)
             loss = model(x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -65,7 +82,7 @@ def main() -> None:
     def model() -> float:
         vae = build_model(cfg)
         opt = torch.optim.Adam(vae.parameters(), fused=True)
-        batches = iter(loader(splits.train, B, shuffle=True))
+        batches = iter(loader(splits.train, b, shuffle=True))
         start = time.perf_counter()
         for _ in range(steps):
             out = vae.loss(next(batches))
@@ -80,12 +97,17 @@ def main() -> None:
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
         module = VAEModule(build_model(cfg), plain_dict(cfg.to_dict()))
-        trainer.fit(module, train_dataloaders=loader(splits.train, B, True))
+        trainer.fit(module, train_dataloaders=loader(splits.train, b, True))
         return timer.seconds
 
     def vaekit() -> float:
         timer = EpochTimer()
-        fit(cfg, OUT / "overhead", callbacks=[timer])
+        fit(cfg, OUT / "overhead", callbacks=[timer], overwrite=True)
+        return timer.seconds
+
+    def vaekit_deferred() -> float:
+        timer = EpochTimer()
+        fit(cfg_deferred, OUT / "overhead_deferred", callbacks=[timer], overwrite=True)
         return timer.seconds
 
     def vaekit_untrimmed() -> float:
@@ -102,16 +124,20 @@ def main() -> None:
             VAEModule.__setattr__, tr._NoProfiler.profile, tr._Checkpoint.state_key = saved
 
     loops = {"plain": plain, "model": model, "lightning": lightning, "vaekit": vaekit,
-             "vaekit_untrimmed": vaekit_untrimmed}
+             "vaekit_deferred": vaekit_deferred, "vaekit_untrimmed": vaekit_untrimmed}
+    if args.loops:
+        loops = {k: v for k, v in loops.items() if k in args.loops.split(",") or k == "plain"}
     times: dict[str, list[float]] = {k: [] for k in loops}
     for _ in range(args.rounds):
         for name, fn in loops.items():
             times[name].append(1e6 * fn() / steps)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nmicroseconds per step, median of {args.rounds} interleaved rounds, {steps} steps, 1 thread:")
-    print("| loop | us/step | over the plain loop |\n|---|---|---|")
+    print(f"\nmicroseconds per step, median of {args.rounds} interleaved rounds, {steps} steps, 1 thread, "
+          f"784-{h}-{z} batch {b}:")
+    print("| loop | us/step | over the plain loop | steps/s | x plain |\n|---|---|---|---|---|")
     for name, us in med.items():
-        print(f"| {name} | {us:.0f} | {us - med['plain']:+.0f} |")
+        print(f"| {name} | {us:.0f} | {us - med['plain']:+.0f} | {1e6 / us:.0f} | {med['plain'] / us:.3f} |")
+    print("rounds (us/step):", {k: [round(x) for x in v] for k, v in times.items()})
 
 
 if __name__ == "__main__":

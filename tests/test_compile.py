@@ -4,9 +4,11 @@ the same seed, the random draws through the eager kernels), for the MLP VAE, the
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
+from torch._dynamo.utils import counters
 
 from vaekit.run.config import load_config
 from vaekit.run.fit import fit
@@ -27,13 +29,18 @@ def _losses(run: Path) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+                    reason="torch.compile's CPU back end (inductor) needs a C++ compiler, and none is on PATH")
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_twenty_compiled_steps_give_the_eager_losses(tmp_path: Path, data_dir: Path, name: str) -> None:
     runs = {}
     for compiled in (False, True):
         cfg = load_config({"model": name, "name": name},
                           [*MODELS[name], *STEPS, f"train.compile={str(compiled).lower()}", f"data.dir={data_dir}"])
+        graphs = counters["stats"]["unique_graphs"]
         fit(cfg, tmp_path / str(compiled))
+        # the compiled run did go through dynamo (else this would compare two eager runs)
+        assert (counters["stats"]["unique_graphs"] > graphs) == compiled
         runs[compiled] = _losses(tmp_path / str(compiled))
     assert len(runs[False]) == len(runs[True]) == 20
     for step, (eager, comp) in enumerate(zip(runs[False], runs[True], strict=True)):

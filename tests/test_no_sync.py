@@ -10,13 +10,15 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from vaekit.run.callbacks import ProgressBar
 from vaekit.run.config import load_config
 from vaekit.run.fit import fit
 
 EVERY = 5
 TINY = ["model.hidden=[16]", "model.latent_dim=3", "trainer.limit_train_batches=12", "trainer.limit_val_batches=1",
-        "train.progress_bar=false", "data.batch_size=32", "train.epochs=1", f"train.log_every_n_steps={EVERY}",
-        f"train.sync_every_n_steps={EVERY}", f"train.checkpoint_every_n_steps={EVERY}"]
+        "train.progress_bar=true", "data.batch_size=32", "train.epochs=1", f"train.log_every_n_steps={EVERY}",
+        f"train.sync_every_n_steps={EVERY}", f"train.checkpoint_every_n_steps={EVERY}",
+        "train.deferred_guard=true"]  # on the CPU the default reads every step (a read waits for nothing there)
 CONVERSIONS = ("item", "__bool__", "__float__", "__int__", "tolist", "numpy")
 
 
@@ -62,6 +64,8 @@ def test_steps_between_reads_make_no_host_sync(tmp_path: Path, data_dir: Path,
     assert trainer.global_step == 12 and forbid.steps_checked == 12 and forbid.reads == 3  # steps 5, 10, 12
     assert all(torch.isfinite(p).all() for p in module.model.parameters())
     assert "train/loss" in (tmp_path / "logs/metrics.csv").read_text()  # logging happened, on the read steps
+    (bar,) = [c for c in trainer.callbacks if isinstance(c, ProgressBar)]  # the bar shows the loss last read
+    assert module.bar_loss is not None and bar.get_metrics(trainer, module)["loss"] == f"{module.bar_loss:.4g}"
 
 
 def test_the_per_step_guard_does_sync_so_the_test_above_can_fail(tmp_path: Path, data_dir: Path,
@@ -95,6 +99,68 @@ def test_a_skipped_step_leaves_adam_as_it_was(tmp_path: Path, data_dir: Path) ->
     for state in opt.state.values():
         assert int(state["step"]) == trainer.global_step - 1
         assert torch.isfinite(state["exp_avg"]).all() and torch.isfinite(state["exp_avg_sq"]).all()
+
+
+@pytest.mark.parametrize("term", ["kl", "grad"])
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_the_deferred_guard_stops_or_skips_as_the_per_step_guard_does(tmp_path: Path, data_dir: Path, term: str,
+                                                                      mode: str) -> None:
+    """tests/test_faults.py's NaN at step 7 (checkpoints every 2 steps), with the guard deferred: the same
+    message, the same last good checkpoint, the same count of skipped batches."""
+    from test_faults import TINY as FAULTS
+    from test_faults import _NaNAt, _step
+
+    from vaekit.run.io import load
+
+    class Inject(Callback):
+        def on_fit_start(self, trainer, module) -> None:  # noqa: ANN001
+            module.model.loss = _NaNAt(module.model, 7, term)
+
+    cfg = load_config({"model": "vae", "name": "r"}, [*FAULTS, f"data.dir={data_dir}", f"train.nonfinite={mode}",
+                                                      "train.deferred_guard=true"])
+    if mode == "stop":
+        with pytest.raises(FloatingPointError, match="step 7: " + ("loss term 'kl' is NaN" if term == "kl" else
+                                                                   "the gradient of .* is (NaN|infinite)")):
+            fit(cfg, tmp_path, callbacks=[Inject()])
+        assert _step(tmp_path / "checkpoints/last.ckpt") == 6  # the last clean one: step 8's was never written
+        assert all(torch.isfinite(v).all() for v in load(tmp_path / "checkpoints/last.ckpt").state_dict().values())
+        return
+    module, trainer = fit(cfg, tmp_path, callbacks=[Inject()])
+    assert module.skipped_batches == 1 and trainer.global_step == 15
+    assert all(torch.isfinite(v).all() for v in module.model.state_dict().values())
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["skipped_batches"] == 1
+    assert "train/skipped_batches" in (tmp_path / "logs/metrics.csv").read_text()
+
+
+def test_on_the_cpu_the_guard_reads_every_step_unless_told(tmp_path: Path, data_dir: Path) -> None:
+    cfg = load_config({"model": "vae", "name": "r"}, [*TINY[:-1], f"data.dir={data_dir}", "trainer.max_steps=1"])
+    module, _ = fit(cfg, tmp_path)
+    assert not module._deferred() and "_guard" not in module.__dict__
+    module.train_cfg.deferred_guard = True
+    assert module._deferred()
+
+
+def test_a_bad_first_micro_batch_is_named_when_gradients_accumulate(tmp_path: Path, data_dir: Path) -> None:
+    """With trainer.accumulate_grad_batches=2 the guard sees every micro-batch of a step, not only the last:
+    a NaN loss in the first names its term (the gradients alone would only say that some gradient is NaN)."""
+    class Inject(Callback):
+        def on_fit_start(self, trainer, module) -> None:  # noqa: ANN001
+            inner, calls = module.model.loss, []
+
+            def loss(batch: dict) -> object:
+                out = inner(batch)
+                calls.append(1)
+                if len(calls) == 7:  # the first micro-batch of optimizer step 3
+                    out.terms["kl"] = out.terms["kl"] * float("nan")
+                    out.loss = out.loss * float("nan")
+                return out
+
+            module.model.loss = loss
+
+    cfg = load_config({"model": "vae", "name": "r"},
+                      [*TINY, f"data.dir={data_dir}", "trainer.accumulate_grad_batches=2"])
+    with pytest.raises(FloatingPointError, match="step 3: loss term 'kl' is NaN"):
+        fit(cfg, tmp_path, callbacks=[Inject()])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: CUDA's sync debug mode")

@@ -65,11 +65,34 @@ def draw_binary(thresholds: Tensor, generator: torch.Generator | None = None) ->
     return (u < thresholds).float()
 
 
+def index_on(idx: list[int], device: torch.device) -> Tensor:
+    """A batch's indices as a long tensor on ``device``: through pinned memory to a CUDA device, so the host
+    queues the copy and goes on instead of waiting for the device to take it."""
+    index = torch.as_tensor(idx, dtype=torch.long)
+    if device.type == "cuda":
+        index = index.pin_memory().to(device, non_blocking=True)
+    return index
+
+
+def generator_on(idx: list[int], device: torch.device, *stream: int) -> torch.Generator | None:
+    """The generator of a batch's draws on ``device``, seeded from the batch's seed (and ``stream``, for a
+    second independent stream of the same batch); None for a batch without a seed."""
+    seed = getattr(idx, "seed", None)
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(batch_seed(seed, *stream) if stream else seed)
+
+
 class BatchServing(Dataset):
     """What every in-memory data set derives from its ``__getitems__``: single examples and a fixed head."""
 
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> BatchServing:
+        """The same examples served from ``device`` (``train.data_on_device``). Sets that cannot be held there
+        (rendered or variable-length ones) return themselves, and their batches are copied one at a time."""
+        return self
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         return {k: v[0] for k, v in self.__getitems__([i]).items()}
@@ -119,11 +142,8 @@ class TensorExamples(BatchServing):
 
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
         dev = self.data.device
-        index = torch.as_tensor(idx, dtype=torch.long)
-        if dev.type == "cuda":  # a pinned copy does not make the host wait for the device
-            index = index.pin_memory().to(dev, non_blocking=True)
-        seed = getattr(idx, "seed", None)
-        g = torch.Generator(device=dev).manual_seed(seed) if seed is not None else None
+        index = index_on(idx, dev)
+        g = generator_on(idx, dev)
         if self.thresholds is not None:
             x = draw_binary(self.thresholds.index_select(0, index), g)
         elif self.values == "dequantized":

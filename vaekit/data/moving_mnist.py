@@ -22,7 +22,7 @@ import torch
 from annotated_types import Ge
 from torch import Tensor
 
-from vaekit.data.batches import BatchServing, TensorExamples, batch_seed
+from vaekit.data.batches import BatchServing, TensorExamples, batch_seed, generator_on, index_on
 from vaekit.data.imagesets import ImageDataConfig, image_splits
 from vaekit.data.mnist import load as load_mnist
 from vaekit.data.registry import Splits, register_data
@@ -63,12 +63,18 @@ class MovingDigits(BatchServing):
     def __len__(self) -> int:
         return len(self.digits)
 
+    def to(self, device: torch.device | str) -> MovingDigits:
+        """The digits (and fixed directions) held on ``device``: sequences are rolled and directions drawn there,
+        from the device's generator (another stream than the CPU's for the same seed)."""
+        return MovingDigits(self.digits.to(device), self.seq_len, self.shift,
+                            None if self.directions is None else self.directions.to(device))
+
     def _directions(self, idx: list[int]) -> Tensor:
+        dev = self.digits.device
         if self.directions is not None:
-            return self.directions.index_select(0, torch.as_tensor(idx, dtype=torch.long))
-        seed = getattr(idx, "seed", None)  # a second stream of the batch's seed: binarization keeps its own
-        g = torch.Generator().manual_seed(batch_seed(seed, 1)) if seed is not None else None
-        return torch.randint(0, 2, (len(idx),), generator=g) * 2 - 1
+            return self.directions.index_select(0, index_on(idx, dev))
+        g = generator_on(idx, dev, 1)  # a second stream of the batch's seed: binarization keeps its own
+        return torch.randint(0, 2, (len(idx),), generator=g, device=dev) * 2 - 1
 
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
         batch = self.digits.__getitems__(idx)  # binarized (or grey) digits [B, 1, 28, 28] and labels

@@ -32,7 +32,7 @@ import torch
 from annotated_types import Ge, Gt
 from torch import Tensor
 
-from vaekit.data.batches import BatchServing, batch_seed
+from vaekit.data.batches import BatchServing, batch_seed, index_on
 from vaekit.data.registry import DataConfig, Splits, register_data
 
 
@@ -91,8 +91,12 @@ class SequenceExamples(BatchServing):
     def __len__(self) -> int:
         return len(self.tensors["x"])
 
+    def to(self, device: torch.device | str) -> SequenceExamples:
+        """The same sequences held on ``device``: batches are index slices there (no draws to make)."""
+        return SequenceExamples({k: v.to(device) for k, v in self.tensors.items()})
+
     def __getitems__(self, idx: list[int]) -> dict[str, Tensor]:
-        index = torch.as_tensor(idx, dtype=torch.long)
+        index = index_on(idx, self.tensors["x"].device)
         return {k: v.index_select(0, index) for k, v in self.tensors.items()}
 
     def subset(self, n: int) -> SequenceExamples:

@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.profilers import PassThroughProfiler
 
 from vaekit.core.drawing import write_figure
@@ -48,6 +48,20 @@ class _Checkpoint(ModelCheckpoint):
         if "_state_key" not in self.__dict__:
             self.__dict__["_state_key"] = super().state_key
         return self.__dict__["_state_key"]
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar with the loss as the module last read it (a number, on the guard's steps).
+
+    A value given to ``self.log(..., prog_bar=True)`` stays in Lightning's results as a tensor on the device, and
+    Lightning turns every progress-bar tensor into a number at the end of every step: a host sync a step."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float]:
+        items = super().get_metrics(trainer, pl_module)
+        loss = getattr(pl_module, "bar_loss", None)
+        if loss is not None:
+            items["loss"] = f"{loss:.4g}"
+        return items
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

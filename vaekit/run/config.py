@@ -52,7 +52,9 @@ class TrainConfig:
     # The non-finite guard's flags live on the device and are read (one host sync) every N steps and before any
     # checkpoint or weights are written; between reads a step never waits for the device.
     sync_every_n_steps: PositiveInt = 50
-    deferred_guard: bool = True  # false: the guard reads the device at every step (the earlier behaviour)
+    # false: the guard reads the device at every step (the earlier behaviour); null (default): deferred on an
+    # accelerator, read every step on the CPU (where a read waits for nothing and is cheaper than deferring)
+    deferred_guard: bool | None = None
     # torch.compile the model's loss (fixed shapes; draws through eager kernels, so a run's random numbers are the
     # eager run's). Off by default: on a 2-core CPU the compile costs a minute and small models gain little.
     compile: bool = False

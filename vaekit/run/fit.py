@@ -14,20 +14,21 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from vaekit.core.errors import brief
 from vaekit.core.likelihoods import check_likelihood
 from vaekit.core.options import is_rank_zero, say
 from vaekit.data import build_data, loader
-from vaekit.data.batches import TensorExamples
+from vaekit.data.batches import BatchServing
 from vaekit.models.registry import build
 from vaekit.run.callbacks import (
     AtomicCheckpointIO,
     ExportWeights,
     Figures,
     MetricsDuringTraining,
+    ProgressBar,
     Resumable,
     StopOnSignal,
     _Checkpoint,
@@ -186,8 +187,8 @@ def _fit(cfg: RunConfig, run_dir: Path, resume: str | Path | None, callbacks: li
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_set = splits.train
-    if (dev := _resident_device(cfg)) is not None and isinstance(train_set, TensorExamples):
-        train_set = train_set.to(dev)  # once: every batch is then an index slice on the device
+    if (dev := _resident_device(cfg)) is not None and isinstance(train_set, BatchServing):
+        train_set = train_set.to(dev)  # once: every batch is then an index slice on the device (if it can be)
     train_loader = loader(train_set, cfg.data.batch_size, shuffle=True, seed=t.seed, drop_last=cfg.data.drop_last)
     total_steps = _total_steps(cfg, len(train_loader))
     model.check_budget(total_steps)  # e.g. a fade-in that would outlast the training
@@ -218,7 +219,7 @@ def _fit(cfg: RunConfig, run_dir: Path, resume: str | Path | None, callbacks: li
         callbacks.append(MetricsDuringTraining(run_dir, t.metrics, t.metrics_every_n_steps, splits.ground_truth,
                                                cfg.eval.metrics_seed, t.metric_settings))
     if t.progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=25))
+        callbacks.append(ProgressBar(refresh_rate=25))  # never a device value: no host sync a step
     callbacks.append(Provenance(run_dir))  # run.json: the commit, machine, device and wall time of each session
     callbacks.append(StopOnSignal(resumable))  # last: the step's other callbacks have run when it saves
     limits = {**_trainer_args(cfg), "max_epochs": t.epochs}

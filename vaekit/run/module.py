@@ -34,6 +34,7 @@ class VAEModule(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.train_cfg: TrainConfig = from_dict(TrainConfig, config["train"], "train")
         self.skipped_batches = 0  # batches left out for a NaN/Inf (train.nonfinite=skip); kept in checkpoints
+        self.bar_loss: float | None = None  # the loss the progress bar shows, read with the guard
         self.__dict__["_compiled_loss"] = self._compiled(model) if self.train_cfg.compile else None
 
     @staticmethod
@@ -70,25 +71,28 @@ class VAEModule(L.LightningModule):
     # step of a window, what was bad in it and the count are device tensors; ``read_guard`` reads them (the one
     # sync) every ``train.sync_every_n_steps`` steps and before anything is written, and stops or reports there.
     def _deferred(self) -> bool:
-        return self.train_cfg.deferred_guard and self._fused() is True and self.trainer.precision != "16-mixed"
+        if self._fused() is not True or self.trainer.precision == "16-mixed":
+            return False
+        wanted = self.train_cfg.deferred_guard
+        # By default only on an accelerator: on the CPU the host is the device, a read waits for nothing, and
+        # the deferred bookkeeping's dozen extra small ops a step cost more than the reads they save.
+        return wanted if wanted is not None else self.device.type != "cpu"
 
     def _guard_state(self, device: torch.device) -> dict[str, torch.Tensor]:
         g = self.__dict__.get("_guard")
         if g is None or g["step"].device != device:
             g = {"step": torch.full((), -1, dtype=torch.long, device=device),
-                 "which": torch.zeros((), dtype=torch.long, device=device),
-                 "nan": torch.zeros((), dtype=torch.bool, device=device),
+                 "code": torch.zeros((), dtype=torch.long, device=device),  # 2 x what was bad + (1 if NaN)
                  "count": torch.zeros((), dtype=torch.long, device=device)}
             self.__dict__["_guard"] = g
         return g
 
-    def _record(self, ok: torch.Tensor, which: torch.Tensor, nan: torch.Tensor) -> None:
-        g = self._guard_state(ok.device)
-        newly = ~ok & (g["step"] < 0)
+    def _record(self, bad: torch.Tensor, code: torch.Tensor) -> None:
+        g = self._guard_state(bad.device)
+        newly = bad & (g["step"] < 0)
         g["step"] = torch.where(newly, self.global_step, g["step"])
-        g["which"] = torch.where(newly, which, g["which"])
-        g["nan"] = torch.where(newly, nan, g["nan"])
-        g["count"] = g["count"] + (~ok).long()
+        g["code"] = torch.where(newly, code, g["code"])
+        g["count"] = g["count"] + bad
 
     def read_guard(self) -> None:
         """The host reads the device's guard (one sync): stop at a bad step, or count and report the skipped
@@ -96,11 +100,10 @@ class VAEModule(L.LightningModule):
         g = self.__dict__.get("_guard")
         if g is None:
             return
-        count = int(g["count"])
+        count, step, code = torch.stack([g["count"], g["step"], g["code"]]).tolist()  # the one sync
         if count == 0:
             return
-        step, which, nan = int(g["step"]), int(g["which"]), bool(g["nan"])
-        kind = "NaN" if nan else "infinite"
+        which, kind = code // 2, "NaN" if code % 2 else "infinite"
         names = self.__dict__.get("_names", ([], []))
         terms, params = names
         if which < len(terms):
@@ -124,7 +127,7 @@ class VAEModule(L.LightningModule):
             self.read_guard()
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             if self.train_cfg.progress_bar and isinstance(loss, torch.Tensor):
-                self.log("loss", float(loss), prog_bar=True, logger=False)  # read here, with the guard
+                self.bar_loss = float(loss)  # read here, with the guard; callbacks.ProgressBar shows it
 
     def on_train_epoch_end(self) -> None:
         self.read_guard()
@@ -135,11 +138,13 @@ class VAEModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         out = (self.__dict__["_compiled_loss"] or self.model.loss)(batch)
         if self._deferred():
-            # No `if` on a device value: the loss's finiteness and the first non-finite term go to the guard,
-            # which on_before_optimizer_step completes with the gradients'.
+            # No `if` on a device value: one number per term, then the loss, each non-finite if any of its
+            # elements is (a sum keeps a NaN or an Inf), for on_before_optimizer_step to judge with the gradients.
             terms = list(out.terms)
-            term_ok = torch.stack([torch.isfinite(v).all() for v in out.terms.values()]) if terms else None
-            self.__dict__["_step_check"] = (torch.isfinite(out.loss), term_ok, out.terms)
+            check = torch.stack([*(v.detach().float().sum() for v in out.terms.values()), out.loss.detach().float()])
+            if (prev := self.__dict__.get("_step_check")) is not None and prev.shape == check.shape:
+                check = check + prev  # another micro-batch of this optimizer step (accumulate_grad_batches > 1)
+            self.__dict__["_step_check"] = check
             if "_names" not in self.__dict__ or self.__dict__["_names"][0] != terms:
                 self.__dict__["_names"] = (terms, [n for n, p in self.model.named_parameters() if p.requires_grad])
             self._log_terms(out)
@@ -166,25 +171,18 @@ class VAEModule(L.LightningModule):
         if self.trainer.precision == "16-mixed":
             return  # float16's gradient scaler expects overflows and skips those steps itself
         if self._deferred():
-            loss_ok, term_ok, terms = self._step_check
+            check = self.__dict__.pop("_step_check")  # terms..., loss: every micro-batch of this step
             params = [p for p in self.model.parameters() if p.requires_grad]
             grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in params]
-            norms = torch.stack(torch._foreach_norm(grads))
-            grads_ok = torch.isfinite(norms)
-            ok = loss_ok & grads_ok.all()
-            n_terms = len(terms)
-            if term_ok is not None:
-                bad_term = torch.argmin(term_ok.int())  # the first non-finite term, if one is
-                term_found = ~term_ok.all()
-                which_loss = torch.where(term_found, bad_term, n_terms)
-                term_nan = torch.stack([torch.isnan(v).any() for v in terms.values()])[bad_term]
-            else:
-                which_loss, term_nan = torch.tensor(n_terms, device=norms.device), torch.tensor(False)
-            bad_grad = torch.argmin(grads_ok.int())
-            which = torch.where(~loss_ok, which_loss, n_terms + 1 + bad_grad)
-            nan = torch.where(~loss_ok, term_nan, torch.isnan(norms[bad_grad]))
-            self._record(ok, which, nan)
-            optimizer.found_inf = (~ok).float()  # fused Adam: the update is skipped on the device when 1
+            values = torch.cat([check, torch.stack(torch._foreach_norm(grads)).float()])
+            finite = torch.isfinite(values)
+            n_terms = len(check) - 1
+            # bad as the per-step guard judges it: the loss or a gradient non-finite
+            bad = ~(finite[n_terms] & finite[n_terms + 1 :].all())
+            which = torch.argmin(finite.int()).view(1)  # the first non-finite: a term, the loss, a gradient
+            code = (which * 2 + torch.isnan(values.index_select(0, which)).long()).view(())
+            self._record(bad, code)
+            optimizer.found_inf = bad.float()  # fused Adam: the update is skipped on the device when 1
             return
         grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
         if not grads or torch.isfinite(torch.stack(torch._foreach_norm(list(grads.values())))).all():
