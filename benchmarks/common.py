@@ -16,14 +16,9 @@ OUT = ROOT / "runs" / "bench"
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from vaekit.run.provenance import machine as described  # the CPU's name as the results records give it
+
+    cpu = described()["cpu"]
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
 
 
