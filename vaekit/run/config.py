@@ -58,8 +58,7 @@ class TrainConfig:
     # torch.compile the model's loss (fixed shapes; draws through eager kernels, so a run's random numbers are the
     # eager run's). Off by default: on a 2-core CPU the compile costs a minute and small models gain little.
     compile: bool = False
-    # On a single CUDA device an in-memory training set is moved there once and batches are sliced there.
-    data_on_device: bool = True
+    data_on_device: bool = True  # one CUDA device: an in-memory training set moves there once, batches sliced there
     figures_every_n_epochs: PositiveInt = 1
     snapshot_epochs: list[PositiveInt] = field(default_factory=list)  # extra weights kept at these epochs
     checkpoint_every_n_steps: NonNegativeInt = 1000  # checkpoints/last.ckpt every N steps (0: each epoch only)
