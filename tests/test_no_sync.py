@@ -75,22 +75,21 @@ def test_the_per_step_guard_does_sync_so_the_test_above_can_fail(tmp_path: Path,
         fit(cfg, tmp_path, callbacks=[forbid])
 
 
+def _inject(call: int, term: str) -> type[Callback]:
+    """A callback putting test_faults' NaN into the model's loss at its (call + 1)-th training call."""
+    from test_faults import _NaNAt
+
+    class Inject(Callback):
+        def on_fit_start(self, trainer, module) -> None:  # noqa: ANN001
+            module.model.loss = _NaNAt(module.model, call, term)
+
+    return Inject
+
+
 def test_a_skipped_step_leaves_adam_as_it_was(tmp_path: Path, data_dir: Path) -> None:
     """Adam's found_inf skips the update on the device: the step count of every parameter's state is the
     number of good steps, and the moments stay finite."""
-    class Inject(Callback):
-        def on_fit_start(self, trainer, module) -> None:  # noqa: ANN001
-            inner, calls = module.model.loss, []
-
-            def loss(batch: dict) -> object:
-                out = inner(batch)
-                calls.append(1)
-                if len(calls) == 4:  # step 3: a finite loss whose gradient is NaN (d sqrt(0 w) / dw = 0 / 0)
-                    w = next(module.model.parameters())
-                    out.loss = out.loss + torch.sqrt(w.flatten()[0] * 0)
-                return out
-
-            module.model.loss = loss
+    Inject = _inject(3, "grad")  # step 3: a finite loss whose gradient is NaN
 
     cfg = load_config({"model": "vae", "name": "r"}, [*TINY, f"data.dir={data_dir}", "train.nonfinite=skip"])
     module, trainer = fit(cfg, tmp_path, callbacks=[Inject()])
@@ -108,13 +107,11 @@ def test_the_deferred_guard_stops_or_skips_as_the_per_step_guard_does(tmp_path: 
     """tests/test_faults.py's NaN at step 7 (checkpoints every 2 steps), with the guard deferred: the same
     message, the same last good checkpoint, the same count of skipped batches."""
     from test_faults import TINY as FAULTS
-    from test_faults import _NaNAt, _step
+    from test_faults import _step
 
     from vaekit.run.io import load
 
-    class Inject(Callback):
-        def on_fit_start(self, trainer, module) -> None:  # noqa: ANN001
-            module.model.loss = _NaNAt(module.model, 7, term)
+    Inject = _inject(7, term)
 
     cfg = load_config({"model": "vae", "name": "r"}, [*FAULTS, f"data.dir={data_dir}", f"train.nonfinite={mode}",
                                                       "train.deferred_guard=true"])
@@ -143,19 +140,7 @@ def test_on_the_cpu_the_guard_reads_every_step_unless_told(tmp_path: Path, data_
 def test_a_bad_first_micro_batch_is_named_when_gradients_accumulate(tmp_path: Path, data_dir: Path) -> None:
     """With trainer.accumulate_grad_batches=2 the guard sees every micro-batch of a step, not only the last:
     a NaN loss in the first names its term (the gradients alone would only say that some gradient is NaN)."""
-    class Inject(Callback):
-        def on_fit_start(self, trainer, module) -> None:  # noqa: ANN001
-            inner, calls = module.model.loss, []
-
-            def loss(batch: dict) -> object:
-                out = inner(batch)
-                calls.append(1)
-                if len(calls) == 7:  # the first micro-batch of optimizer step 3
-                    out.terms["kl"] = out.terms["kl"] * float("nan")
-                    out.loss = out.loss * float("nan")
-                return out
-
-            module.model.loss = loss
+    Inject = _inject(6, "kl")  # the 7th call: the first micro-batch of optimizer step 3
 
     cfg = load_config({"model": "vae", "name": "r"},
                       [*TINY, f"data.dir={data_dir}", "trainer.accumulate_grad_batches=2"])
