@@ -14,6 +14,8 @@ numbers beside ours (markdown and JSON).
     weights: last                                              # evaluate the last weights (default: best)
     results: results/iwae_table.json                           # the record of the whole sweep (below)
     metric: {key: nll, better: lower, unit: nats}              # the number each row reports (an eval key)
+    metric: {key: a.b, keys: {"row": a.c.-1}}                  # ... or, for a row, another key (e.g. a row
+                                                               # ``same_as`` another: two numbers of one run)
     compare: {"IWAE k=5": "VAE k=5"}                           # claims: row A beats row B, in every group
     readme: {experiment: "...", reference: "..."}              # its row in the README's Results table
     evaluate: [python, -m, vaekit.views.speech_eval, "{dir}", --split, val, --out, "{dir}/eval_val.json"]
@@ -172,12 +174,16 @@ def _spread(values: list[float]) -> dict[str, Any]:
             "values": values} if values else {"n": 0, "values": []}
 
 
-def _lookup(result: dict[str, Any], key: str) -> Any:
-    """A dotted key into an evaluation (``nll``, ``metrics.mig.score``)."""
+def lookup(result: Any, key: str) -> Any:
+    """A dotted key into an evaluation (``nll``, ``metrics.mig.score``); an integer part indexes a list
+    (``model.jump5.position_mse.-1``: the last frame ahead)."""
     for part in key.split("."):
-        if not isinstance(result, dict) or part not in result:
+        if isinstance(result, list) and part.lstrip("-").isdigit() and -len(result) <= int(part) < len(result):
+            result = result[int(part)]
+        elif isinstance(result, dict) and part in result:
+            result = result[part]
+        else:
             return None
-        result = result[part]
     return result
 
 
@@ -185,6 +191,7 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
     """One row per (group, run): each seed's evaluation and, over the seeds, the metric's mean and range."""
     same_as, ref = spec.get("same_as", {}), spec.get("reference", {})
     key = spec.get("metric", {}).get("key", "nll")
+    row_keys = spec.get("metric", {}).get("keys", {})  # a row that reads another number of the same evaluation
     seeds = seeds_of(spec)
     rows, lines = [], []
     lines.append(f"| group | run | {key}, ours (mean, min-max over seeds) | paper | ELBO, ours | active units | "
@@ -202,7 +209,8 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
                                     spec.get("evaluation", "eval_k*.json"))
                 if found:
                     r = json.loads(found.read_text())
-                    per_seed.append({"seed": seed, "value": _lookup(r, key), "elbo": r.get("elbo"),
+                    per_seed.append({"seed": seed, "value": lookup(r, row_keys.get(run, key)),
+                                     "elbo": r.get("elbo"),
                                      "active_units": r.get("active_units", {}),
                                      "n_examples": r.get("n_examples", r.get("n_images")),
                                      "k": r.get("k", r.get("nll_estimator")), "evaluation": str(found),
@@ -211,7 +219,7 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
             values = [p["value"] for p in per_seed if isinstance(p["value"], (int, float))]
             row.update(seeds=per_seed, value=_spread(values))
             # more numbers of the same evaluations, each with its spread over the seeds (``also: [keys]``)
-            row["also"] = {k: _spread([v for p in per_seed if isinstance(v := _lookup(p["result"], k), (int, float))])
+            row["also"] = {k: _spread([v for p in per_seed if isinstance(v := lookup(p["result"], k), (int, float))])
                            for k in spec.get("also", [])}
             if per_seed:  # the flat fields of one-seed tables: the first seed's, the metric's mean
                 first = per_seed[0]

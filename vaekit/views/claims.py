@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vaekit.run.sweep import lookup
+
 REQUIRED = ("command", "commit", "machine", "device", "torch", "seeds", "budget", "data_split", "metric_settings")
 BEGIN, END = "<!-- results table: made by python -m vaekit.views.claims --write; do not edit -->", \
     "<!-- end of the results table -->"
@@ -49,14 +51,6 @@ def missing_fields(record: dict[str, Any]) -> list[str]:
     if isinstance(record.get("commit"), str) and record["commit"].startswith("None"):
         gone.append("commit")
     return gone
-
-
-def _lookup(result: Any, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(result, dict) or part not in result:
-            return None
-        result = result[part]
-    return result
 
 
 def _num(v: Any, digits: int = 2, percent: bool = False) -> str:
@@ -114,7 +108,7 @@ def result_cell(record: dict[str, Any]) -> str:
                          f"**{chosen['run']}**")
             finals = [f["result"] for f in sel.get("final", []) if f.get("result")]
             if finals:
-                shown = ", ".join(f"{label} **{_num(_lookup(finals[0], key), percent=pct)}**"
+                shown = ", ".join(f"{label} **{_num(lookup(finals[0], key), percent=pct)}**"
                                   for label, key, pct in _report_keys(readme))
                 parts.append(f"its test measure, taken once: {shown}")
     else:
@@ -124,7 +118,7 @@ def result_cell(record: dict[str, Any]) -> str:
                          f"({(record.get('metric') or {}).get('key')}, mean (min-max) over seeds)")
         results = [s.get("result") for r in rows for s in r.get("seeds", []) if s.get("result")]
         if results and readme.get("report"):
-            parts.append(", ".join(f"{label} {_num(_lookup(results[0], key), percent=pct)}"
+            parts.append(", ".join(f"{label} {_num(lookup(results[0], key), percent=pct)}"
                                    for label, key, pct in _report_keys(readme)))
     verdicts = [c["verdict"] for c in record.get("comparisons", [])]
     if "missing" in verdicts:
@@ -135,7 +129,7 @@ def result_cell(record: dict[str, Any]) -> str:
     finals = [f["result"] for f in (record.get("selection") or {}).get("final", []) if f.get("result")] or \
         [s["result"] for r in rows for s in r.get("seeds", []) if s.get("result")][:1]
     missed = [label for label, (key, least) in (readme.get("targets") or {}).items()
-              if finals and not (isinstance(v := _lookup(finals[0], key), (int, float)) and v >= least)]
+              if finals and not (isinstance(v := lookup(finals[0], key), (int, float)) and v >= least)]
     if readme.get("targets") and finals:
         parts.append("every target met" if not missed else
                      f"the target for {', '.join(missed)} is not met at this budget ({_budget(record)})")
