@@ -34,3 +34,35 @@ def test_model_checkpoint_state_key_is_still_a_property() -> None:
     cb = _Checkpoint(monitor="val/elbo", mode="max")
     assert cb.state_key.startswith("_Checkpoint{'monitor': 'val/elbo', 'mode': 'max'")
     assert "_state_key" in cb.__dict__  # computed once, then read from the instance
+
+
+def test_gradients_are_clipped_only_where_a_run_asks(tmp_path, data_dir) -> None:  # noqa: ANN001
+    # VAEModule.configure_gradient_clipping skips Lightning's per-step clipping checks when no clip is set; a run
+    # with trainer.gradient_clip_val must still have every step's gradient norm clipped to it.
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    from vaekit.run.config import load_config
+    from vaekit.run.fit import fit
+
+    class Norms(Callback):
+        def __init__(self) -> None:
+            self.norms: list[float] = []
+
+        def on_before_zero_grad(self, trainer, module, optimizer) -> None:  # noqa: ANN001
+            # the previous step's gradients, as clipped and then used by Adam (the first call has none)
+            grads = [p.grad for p in module.parameters() if p.grad is not None]
+            if grads:
+                self.norms.append(float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))))
+
+    norms = {}
+    for clip in (None, 0.01):
+        cb = Norms()
+        over = ["trainer.max_steps=6", "trainer.limit_train_batches=6", "trainer.limit_val_batches=0",
+                "train.epochs=1", "train.progress_bar=false", "train.figures_every_n_epochs=100",
+                "data.batch_size=16", "model.hidden=[16]", "model.latent_dim=2", f"data.dir={data_dir}",
+                f"trainer.gradient_clip_val={'null' if clip is None else clip}"]
+        fit(load_config({"model": "vae", "name": "clip"}, over), tmp_path / str(clip), callbacks=[cb])
+        norms[clip] = cb.norms
+    assert len(norms[0.01]) == 5 and max(norms[0.01]) <= 0.01 * (1 + 1e-4)
+    assert min(norms[None]) > 1.0  # an untrained VAE's gradients are far larger: the clip did something

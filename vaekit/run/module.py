@@ -172,8 +172,7 @@ class VAEModule(L.LightningModule):
             return  # float16's gradient scaler expects overflows and skips those steps itself
         if self._deferred():
             check = self.__dict__.pop("_step_check")  # terms..., loss: every micro-batch of this step
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in params]
+            grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in self._trainable()]
             values = torch.cat([check, torch.stack(torch._foreach_norm(grads)).float()])
             finite = torch.isfinite(values)
             n_terms = len(check) - 1
@@ -184,13 +183,28 @@ class VAEModule(L.LightningModule):
             self._record(bad, code)
             optimizer.found_inf = bad.float()  # fused Adam: the update is skipped on the device when 1
             return
-        grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
-        if not grads or torch.isfinite(torch.stack(torch._foreach_norm(list(grads.values())))).all():
+        grads = [p.grad for p in self._trainable() if p.grad is not None]
+        if not grads or torch.isfinite(torch.stack(torch._foreach_norm(grads))).all():
             return
-        name = next(n for n, g in grads.items() if not torch.isfinite(g).all())
-        self._nonfinite(f"the gradient of {name} is {_what(grads[name])}")
+        name, grad = next((n, p.grad) for n, p in self.model.named_parameters()
+                          if p.grad is not None and not torch.isfinite(p.grad).all())
+        self._nonfinite(f"the gradient of {name} is {_what(grad)}")
         for p in self.model.parameters():  # skip: Adam leaves parameters without a gradient untouched
             p.grad = None
+
+    def _trainable(self) -> list[nn.Parameter]:
+        # The parameters Adam steps, listed once instead of a walk over the module tree every step (a few dozen
+        # us on a CPU); rebuilt if one is frozen during training. (One unfrozen later is not in Adam either.)
+        cached = self.__dict__.get("_trainable_params")
+        if cached is None or any(not p.requires_grad for p in cached):
+            cached = self.__dict__["_trainable_params"] = [p for p in self.model.parameters() if p.requires_grad]
+        return cached
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        # Lightning's default, without its per-step checks and norm bookkeeping on the runs that clip nothing
+        if gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _nonfinite(self, what: str) -> None:
         """Stop with a message naming the step and the term, or (train.nonfinite=skip) count and skip the batch."""
