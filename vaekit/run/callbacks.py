@@ -43,6 +43,14 @@ class _Checkpoint(ModelCheckpoint):
         return super()._should_skip_saving_checkpoint(trainer) or \
             trainer.global_step < trainer.lightning_module.model.monitor_from_step()
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # Saved on validation, never by train steps or time: ModelCheckpoint would check the trainer's state and
+        # the monitored metric every step, then return for the same reason (tests/test_lightning_internals.py).
+        if self._every_n_train_steps < 1 and self._train_time_interval is None:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     @property
     def state_key(self) -> str:
         if "_state_key" not in self.__dict__:
