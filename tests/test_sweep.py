@@ -115,3 +115,30 @@ def test_select_chooses_on_the_sweeps_evaluation_and_runs_the_final_measure_on_t
     assert rec["selection"]["final"][0]["result"] == {"score": 16}
     assert (tmp_path / "out/all/wide/eval_test.json").exists()
     assert not (tmp_path / "out/all/narrow/eval_test.json").exists()  # the test set is read for the choice only
+
+
+def test_two_rows_read_two_numbers_of_one_trained_run(tmp_path: Path, data_dir: Path) -> None:
+    # TD-VAE's claim compares two rollouts of one model: a row ``same_as`` another reads its own key
+    # (``metric.keys``), and an integer part of a key indexes a list (the last frame ahead).
+    from vaekit.run.sweep import lookup
+
+    assert lookup({"a": {"b": [1.0, 2.0, 3.0]}}, "a.b.-1") == 3.0
+    assert lookup({"a": {"b": [1.0]}}, "a.b.1") is None and lookup({"a": [1.0]}, "a.x") is None
+    per_seed = ("import json,sys,pathlib; d=pathlib.Path(sys.argv[1]); s=int(d.name[4:]); "
+                "(d/'errors.json').write_text(json.dumps({'jump1': [9, 5 + s], 'jump5': [9, 2 + s]}))")
+    spec = {
+        "name": "tiny_keys", "seeds": [0, 1], "results": str(tmp_path / "results/keys.json"),
+        "evaluate": ["python", "-c", per_seed, "{dir}"], "evaluation": "errors.json",
+        "metric": {"key": "jump1.-1", "keys": {"jumps of 5": "jump5.-1"}, "better": "lower"},
+        "compare": {"jumps of 5": "steps of 1"},
+        "base": {"model": {"name": "vae", "hidden": [8], "latent_dim": 2},
+                 "data": {"dir": str(data_dir), "batch_size": 32}, "train": TINY, "trainer": LIMITS},
+        "runs": {"steps of 1": {}, "jumps of 5": {}}, "same_as": {"jumps of 5": "steps of 1"},
+    }
+    path = tmp_path / "keys.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    sweep(path, jobs=1, out=tmp_path / "out")
+    rec = json.loads((tmp_path / "results/keys.json").read_text())
+    assert [r["value"]["values"] for r in rec["rows"]] == [[5, 6], [2, 3]]
+    assert not (tmp_path / "out/all/jumps_of_5").exists()  # trained once
+    assert rec["comparisons"][0]["verdict"] == "better"
