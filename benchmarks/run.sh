@@ -15,6 +15,6 @@ for round in 0 1 2; do
   PYTHONPATH=benchmarks $PYTHAE/bin/python benchmarks/bench_pythae.py $round 2>&1 | grep -v Warning | tail -1
 done
 PYTHONPATH=benchmarks $PY benchmarks/report.py
-$PY benchmarks/record_cpu.py   # runs/bench/results.json -> results/bench_cpu.json, with commit and machine
 # The 64x64 conv net of the disentanglement experiments: plain loop vs channels-last vs vaekit (issue 9).
 PYTHONPATH=benchmarks $PY benchmarks/bench_conv64.py 2>&1 | grep -v -e "^\`" -e "Tip:" -e "GPU available" -e "TPU available"
+$PY benchmarks/record_cpu.py   # runs/bench/results.json -> results/bench_cpu.json, with commit and machine
