@@ -54,8 +54,12 @@ def missing_fields(record: dict[str, Any]) -> list[str]:
 
 
 def _num(v: Any, digits: int = 2, percent: bool = False) -> str:
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v):
+        return "[" + ", ".join(_num(x, digits, percent) for x in v) + "]"  # an interval
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return "—" if v is None else str(v)
+    if isinstance(v, int) and not percent:
+        return f"{v:,}"  # a count
     return f"{100 * v:.1f}%" if percent else f"{v:.{digits}f}"
 
 
