@@ -14,7 +14,7 @@ numbers beside ours (markdown and JSON).
     weights: last                                              # evaluate the last weights (default: best)
     results: results/iwae_table.json                           # the record of the whole sweep (below)
     metric: {key: nll, better: lower, unit: nats}              # the number each row reports (an eval key)
-    metric: {key: a.b, keys: {"row": a.c.-1}}                  # ... or, for a row, another key (e.g. a row
+    metric: {key: a.b, keys: {"row": a.c.-1}, digits: 4}       # ... or, for a row, another key (e.g. a row
                                                                # ``same_as`` another: two numbers of one run)
     compare: {"IWAE k=5": "VAE k=5"}                           # claims: row A beats row B, in every group
     readme: {experiment: "...", reference: "..."}              # its row in the README's Results table
@@ -334,7 +334,8 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
                        "test_examples": sorted({e.get("n_examples") for e in evals if e.get("n_examples")}),
                        "selection": "best validation checkpoint (model.monitor)" if spec.get("weights") != "last"
                        else "last weights (no selection)"},
-        "metric": {"key": key, "better": better, "unit": spec.get("metric", {}).get("unit")},
+        "metric": {"key": key, "better": better, "unit": spec.get("metric", {}).get("unit"),
+                   **({"digits": spec["metric"]["digits"]} if "digits" in spec.get("metric", {}) else {})},
         "metric_settings": ev,
         "reference": spec.get("reference"),
         "rows": rows,

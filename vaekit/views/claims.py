@@ -63,12 +63,11 @@ def _num(v: Any, digits: int = 2, percent: bool = False) -> str:
     return f"{100 * v:.1f}%" if percent else f"{v:.{digits}f}"
 
 
-def _spread(s: dict[str, Any], percent: bool = False) -> str:
+def _spread(s: dict[str, Any], percent: bool = False, digits: int = 2) -> str:
     if not s.get("n"):
         return "—"
-    if s["n"] == 1:
-        return _num(s["mean"], percent=percent)
-    return f"{_num(s['mean'], percent=percent)} ({_num(s['min'], percent=percent)}-{_num(s['max'], percent=percent)})"
+    n = lambda v: _num(v, digits, percent)  # noqa: E731
+    return n(s["mean"]) if s["n"] == 1 else f"{n(s['mean'])} ({n(s['min'])}-{n(s['max'])})"
 
 
 def _budget(record: dict[str, Any]) -> str:
@@ -89,6 +88,8 @@ def result_cell(record: dict[str, Any]) -> str:
     """What the record shows, in words the record's numbers decide."""
     readme = record.get("readme") or {}
     percent = (record.get("metric") or {}).get("unit") == "accuracy"
+    digits = (record.get("metric") or {}).get("digits") or 2  # a sweep's metric: {digits: 3} for small numbers
+    spread = lambda v: _spread(v, percent, digits)  # noqa: E731
     rows = record.get("rows", [])
     parts = []
     lower = (record.get("metric") or {}).get("better", "lower") == "lower"
@@ -99,11 +100,10 @@ def result_cell(record: dict[str, Any]) -> str:
             rb = next(r for r in rows if r["group"] == c["group"] and r["run"] == c["b"])
             group = "" if c["group"] == "all" else f"{c['group']}: "
             verdict = VERDICT[c["verdict"]].format(a=c["a"], b=c["b"], **sides)
-            parts.append(f"{group}{c['a']} **{_spread(ra['value'], percent)}**, {c['b']} "
-                         f"{_spread(rb['value'], percent)}: {verdict}")
+            parts.append(f"{group}{c['a']} **{spread(ra['value'])}**, {c['b']} {spread(rb['value'])}: {verdict}")
     elif record.get("selection"):
         sel = record["selection"]
-        scores = "; ".join(f"{r['run']} {_spread(r['value'], percent)}" for r in rows)
+        scores = "; ".join(f"{r['run']} {spread(r['value'])}" for r in rows)
         chosen = sel.get("chosen")
         if chosen is None:
             parts.append("nothing chosen yet")
@@ -118,7 +118,7 @@ def result_cell(record: dict[str, Any]) -> str:
     else:
         for r in rows:
             label = "" if len(rows) == 1 else f"{r['run']}: "
-            parts.append(f"{label}**{_spread(r['value'], percent)}** "
+            parts.append(f"{label}**{spread(r['value'])}** "
                          f"({(record.get('metric') or {}).get('key')}, mean (min-max) over seeds)")
         results = [s.get("result") for r in rows for s in r.get("seeds", []) if s.get("result")]
         if results and readme.get("report"):
@@ -198,8 +198,9 @@ def render_details(results: Path) -> str:
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rec.get("rows", []):
             seeds = " / ".join(_num(s.get("value"), 3) for s in r.get("seeds", [])) or "—"
-            cells = [r["group"], r["run"], _spread(r["value"]), seeds,
-                     *[_spread((r.get("also") or {}).get(k, {})) for k in also], _num(r.get("paper"))]
+            digits = (rec.get("metric") or {}).get("digits") or 2
+            cells = [r["group"], r["run"], _spread(r["value"], digits=digits), seeds,
+                     *[_spread((r.get("also") or {}).get(k, {}), digits=digits) for k in also], _num(r.get("paper"))]
             out.append("| " + " | ".join(cells) + " |")
         for c in rec.get("comparisons", []):
             out.append(f"\n{c['group']}: {c['a']} against {c['b']}: **{c['verdict']}**")
