@@ -80,7 +80,7 @@ def vaekit(path: str, steps: int, precision: str = "32-true") -> float:
                        f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
                        "train.checkpoint_every_n_steps=0", f"trainer.precision={precision}"])
     timer = EpochTimer()
-    fit(cfg, OUT / "conv64", callbacks=[timer])
+    fit(cfg, OUT / "conv64", callbacks=[timer], overwrite=True)  # one folder for every variant and round
     return timer.seconds
 
 
