@@ -110,5 +110,14 @@ def test_the_cpu_bench_record_is_whole_and_judges_its_targets_on_the_mean_over_r
     assert [round(v, 3) for v in rec["rows"][0]["value"]["values"]] == [0.9, 0.9, 0.98]
     assert abs(rec["summary"]["vaekit_vs_tuned_loop"] - 0.9267) < 1e-4 and rec["summary"]["nll_vs_pythae"] == 3.0
     cell = claims.result_cell(rec)
-    # the mean 0.93 misses 0.95 though one round reached 0.98; pythae (mean 1.53) and the NLL (3.0) meet theirs
-    assert "the target for 0.95x the tuned loop is not met at this budget" in cell
+    # 0.90 / 0.90 / 0.98 against 0.95 and the NLL's 3.5 / 2.5 / 3.0 against 3: the rounds fall on both sides of
+    # the target, a tie, not "not met" on the mean; pythae's 1.6 / 1.67 / 1.5 all reach 1.5
+    assert "not met" not in cell and "every target met" not in cell
+    assert "undecided for 0.95x the tuned loop (0.9-0.98 over the seeds), NLL 3x pythae (2.5-3.5 over the seeds)" \
+        in cell
+    for r in results.values():  # every round slower than the tuned loop by more than 5%: not met, plainly
+        if "plain_tuned" in r:
+            r["plain_tuned"]["epoch_s"] = 0.8 * r["vaekit"]["epoch_s"]
+    cell = claims.result_cell(record_cpu.build(results))
+    assert "the target for 0.95x the tuned loop is not met at this budget" in cell and "0.95x the tuned loop (" \
+        not in cell

@@ -76,7 +76,8 @@ def _budget(record: dict[str, Any]) -> str:
     steps = sorted({r.get("steps") for r in runs if r.get("steps") is not None})
     minutes = (record.get("budget") or {}).get("wall_s_total", 0) / 60
     span = lambda v: str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"  # noqa: E731
-    what = f"{span(epochs)} epochs" if epochs else f"{span(steps)} steps" if steps else "budget unknown"
+    unit = lambda v, name: f"{span(v)} {name}{'' if v == [1] else 's'}"  # noqa: E731
+    what = unit(epochs, "epoch") if epochs else unit(steps, "step") if steps else "budget unknown"
     seeds = record.get("seeds") or []
     device = ", ".join(record.get("device") or [])
     cpus = ", ".join(sorted({m.get("cpu", "?") for m in record.get("machine") or []}))
@@ -118,8 +119,8 @@ def result_cell(record: dict[str, Any]) -> str:
     else:
         for r in rows:
             label = "" if len(rows) == 1 else f"{r['run']}: "
-            parts.append(f"{label}**{spread(r['value'])}** "
-                         f"({(record.get('metric') or {}).get('key')}, mean (min-max) over seeds)")
+            over = "1 seed" if r["value"].get("n") == 1 else "mean (min-max) over seeds"
+            parts.append(f"{label}**{spread(r['value'])}** ({(record.get('metric') or {}).get('key')}, {over})")
         results = [s.get("result") for r in rows for s in r.get("seeds", []) if s.get("result")]
         if results and readme.get("report"):
             parts.append(", ".join(f"{label} {_num(lookup(results[0], key), percent=pct)}"
@@ -135,11 +136,22 @@ def result_cell(record: dict[str, Any]) -> str:
     finals = [record["summary"]] if record.get("summary") else \
         [f["result"] for f in (record.get("selection") or {}).get("final", []) if f.get("result")] or \
         [s["result"] for r in rows for s in r.get("seeds", []) if s.get("result")][:1]
-    missed = [label for label, (key, least) in (readme.get("targets") or {}).items()
-              if finals and not (isinstance(v := lookup(finals[0], key), (int, float)) and v >= least)]
     if readme.get("targets") and finals:
-        parts.append("every target met" if not missed else
-                     f"the target for {', '.join(missed)} is not met at this budget ({_budget(record)})")
+        missed, spanned = [], []
+        for label, (key, least) in readme["targets"].items():
+            v = lookup(finals[0], key)
+            each = [x for r in rows for s in r.get("seeds", []) if isinstance(x := lookup(s.get("result") or {}, key),
+                                                                             (int, float))]
+            if len(each) > 1 and min(each) < least <= max(each):  # the seeds (rounds) fall on both sides
+                spanned.append(f"{label} ({min(each):.3g}-{max(each):.3g} over the seeds)")
+            elif not (isinstance(v, (int, float)) and v >= least):
+                missed.append(label)
+        if not missed and not spanned:
+            parts.append("every target met")
+        if missed:
+            parts.append(f"the target for {', '.join(missed)} is not met at this budget ({_budget(record)})")
+        if spanned:
+            parts.append(f"undecided for {', '.join(spanned)}: the range spans the target, a tie with it")
     return "; ".join(parts)
 
 
