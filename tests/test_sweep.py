@@ -77,6 +77,22 @@ def test_seeded_sweep_writes_a_record_with_spread_and_provenance(tmp_path: Path,
     assert seed_cfg["train"]["seed"] == 1
     (cmp,) = rec["comparisons"]
     assert cmp["verdict"] in ("better", "worse", "tie") and cmp["a"] == "wide"
+    assert "missing_runs" not in rec and "seeds_planned" not in rec
+
+    # A sweep cut short: seed 1 of "wide" never evaluated. The record names the seeds that were made and the
+    # runs that were not, and the README's cell says it is incomplete.
+    from vaekit.views.claims import result_cell
+
+    (tmp_path / "out/all/wide/seed1/eval_k2_n16.json").unlink()
+    sweep(path, jobs=1, out=tmp_path / "out", only_table=True)
+    rec = json.loads((tmp_path / "results/tiny.json").read_text())
+    assert rec["seeds"] == [0, 1] and rec["missing_runs"] == ["all/wide/seed1"] and rec["seeds_planned"] == [0, 1]
+    assert "incomplete: 1 runs of the recipe's seeds 0, 1 not yet made" in result_cell(rec)
+    for d in ("narrow", "wide"):
+        next((tmp_path / f"out/all/{d}/seed1").glob("eval_k*.json"), Path("/nonexistent")).unlink(missing_ok=True)
+    rec = json.loads((sweep(path, jobs=1, out=tmp_path / "out", only_table=True), tmp_path / "results/tiny.json")[1]
+                     .read_text())
+    assert rec["seeds"] == [0] and len(rec["missing_runs"]) == 2  # no evaluation of seed 1 at all: not a seed made
 
 
 def test_judge_calls_a_margin_inside_the_seed_spread_a_tie() -> None:

@@ -314,6 +314,11 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
             comparisons.append({"group": group, "a": a, "b": b, "verdict": judge(ra["value"], rb["value"], better),
                                 "a_spread": {k: ra["value"].get(k) for k in ("mean", "min", "max", "n")},
                                 "b_spread": {k: rb["value"].get(k) for k in ("mean", "min", "max", "n")}})
+    planned = seeds_of(spec) or [first_cfg.get("train", {}).get("seed", 0)]
+    missing = [str(j["dir"].relative_to(root)) for j in todo
+               if _evaluation(j["dir"], spec.get("evaluation", "eval_k*.json")) is None]
+    evaluated = {p["seed"] for r in rows for p in r["seeds"]}
+    done_seeds = [s for s in planned if s in evaluated] if seeds_of(spec) else planned
     machines = {json.dumps(s.get("machine"), sort_keys=True) for s in sessions}
     devices = sorted({(s.get("device") or {}).get("name", "?") for s in sessions})
     return {
@@ -327,7 +332,9 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
         "machine": [json.loads(m) for m in sorted(machines)],
         "device": devices,
         "torch": sorted({(s.get("machine") or {}).get("torch", "?") for s in sessions}),
-        "seeds": seeds_of(spec) or [first_cfg.get("train", {}).get("seed", 0)],
+        "seeds": done_seeds,
+        # a sweep cut short (the session ended): what the recipe plans, and the runs not yet evaluated
+        **({"seeds_planned": planned, "missing_runs": missing} if missing else {}),
         "budget": {"runs": budgets,
                    "wall_s_total": round(sum(b["wall_s"] or 0.0 for b in budgets.values()), 1)},
         "data_split": {"data": first_cfg.get("data"),

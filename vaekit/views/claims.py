@@ -125,6 +125,10 @@ def result_cell(record: dict[str, Any]) -> str:
         if results and readme.get("report"):
             parts.append(", ".join(f"{label} {_num(lookup(results[0], key), percent=pct)}"
                                    for label, key, pct in _report_keys(readme)))
+    if record.get("missing_runs"):
+        planned = record.get("seeds_planned") or []
+        parts.append(f"incomplete: {len(record['missing_runs'])} runs of the recipe's seeds "
+                     f"{', '.join(map(str, planned))} not yet made")
     verdicts = [c["verdict"] for c in record.get("comparisons", [])]
     if "missing" in verdicts:
         parts.append(f"incomplete: {verdicts.count('missing')} of {len(verdicts)} comparisons not yet measured")
