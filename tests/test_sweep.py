@@ -90,8 +90,8 @@ def test_seeded_sweep_writes_a_record_with_spread_and_provenance(tmp_path: Path,
     assert "incomplete: 1 runs of the recipe's seeds 0, 1 not yet made" in result_cell(rec)
     for d in ("narrow", "wide"):
         next((tmp_path / f"out/all/{d}/seed1").glob("eval_k*.json"), Path("/nonexistent")).unlink(missing_ok=True)
-    rec = json.loads((sweep(path, jobs=1, out=tmp_path / "out", only_table=True), tmp_path / "results/tiny.json")[1]
-                     .read_text())
+    sweep(path, jobs=1, out=tmp_path / "out", only_table=True)
+    rec = json.loads((tmp_path / "results/tiny.json").read_text())
     assert rec["seeds"] == [0] and len(rec["missing_runs"]) == 2  # no evaluation of seed 1 at all: not a seed made
 
 
