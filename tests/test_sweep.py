@@ -158,3 +158,47 @@ def test_two_rows_read_two_numbers_of_one_trained_run(tmp_path: Path, data_dir: 
     assert [r["value"]["values"] for r in rec["rows"]] == [[5, 6], [2, 3]]
     assert not (tmp_path / "out/all/jumps_of_5").exists()  # trained once
     assert rec["comparisons"][0]["verdict"] == "better"
+
+
+def test_a_sweep_resumed_in_a_new_session_keeps_recorded_runs_and_trains_only_the_rest(
+        tmp_path: Path, data_dir: Path) -> None:
+    # Run folders do not outlive a session; the record does. A second session with the folders gone trains only
+    # what the record lacks or what the recipe changed, and keeps the rest, sessions and budgets included.
+    import shutil
+
+    spec = {
+        "name": "tiny_resume", "seeds": [0, 1], "results": str(tmp_path / "results/r.json"),
+        "metric": {"key": "nll", "better": "lower"},
+        "base": {"model": {"name": "vae", "hidden": [8], "latent_dim": 2},
+                 "data": {"dir": str(data_dir), "batch_size": 32}, "train": TINY, "trainer": LIMITS,
+                 "eval": {"nll_samples": 2, "limit": 16}},
+        "runs": {"narrow": {}, "wide": {"model.hidden": [16]}},
+    }
+    path, out = tmp_path / "r.yaml", tmp_path / "out"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    sweep(path, jobs=2, out=out)
+    first = json.loads((tmp_path / "results/r.json").read_text())
+    assert "kept_from_record" not in first and len(first["digests"]) == 4
+
+    # a session ended before seed 1 of "wide" was evaluated, and its folders are gone
+    (out / "all/wide/seed1/eval_k2_n16.json").unlink()
+    sweep(path, jobs=1, out=out, only_table=True)
+    shutil.rmtree(out)
+    sweep(path, jobs=1, out=out)
+    rec = json.loads((tmp_path / "results/r.json").read_text())
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("all/*/seed*")) == ["all/wide/seed1"]
+    assert rec["kept_from_record"] == ["all/narrow/seed0", "all/narrow/seed1", "all/wide/seed0"]
+    assert "missing_runs" not in rec and rec["seeds"] == [0, 1] and len(rec["sessions"]) == 4
+    narrow = lambda r: next(x for x in r["rows"] if x["run"] == "narrow")["value"]["values"]  # noqa: E731
+    assert narrow(rec) == narrow(first) and all(b for b in rec["budget"]["runs"].values())
+
+    # a changed run is not the run recorded: "wide" trains again (both seeds), "narrow" is still kept
+    spec["runs"]["wide"] = {"model.hidden": [12]}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    shutil.rmtree(out)
+    sweep(path, jobs=2, out=out)
+    rec = json.loads((tmp_path / "results/r.json").read_text())
+    assert rec["kept_from_record"] == ["all/narrow/seed0", "all/narrow/seed1"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("all/*/seed*")) == [
+        "all/wide/seed0", "all/wide/seed1"]
+    assert yaml.safe_load((out / "all/wide/seed0/config.yaml").read_text())["model"]["hidden"] == [12]

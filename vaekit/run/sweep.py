@@ -32,10 +32,16 @@ and machine of every training session (each run's ``run.json``), torch's version
 wall time, the data split, every evaluation setting, each seed's value with mean and range, and each claim of
 ``compare`` judged on the ranges: ``better`` only where they do not overlap, else ``tie``
 (``vaekit.views.claims`` turns records into the README's Results table).
+
+Sweeps outlive sessions: run folders (``runs/``) are not kept, the record is. A run whose folder is gone and
+whose evaluation the record holds is kept from the record, not retrained, while its recipe is the same
+(``digests``: the base recipe, its overrides and the evaluation, hashed per run); change any of those, or delete
+the record, and it is trained again. So a grid longer than a session is finished over several sessions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import statistics
@@ -110,6 +116,47 @@ def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
                 jobs.append({"group": group, "run": run, "seed": seed, "dir": run_dir(root, group, run, seed),
                              "overrides": overrides, "first": run in spec.get("depends", {}).values()})
     return jobs
+
+
+def digest(spec: dict[str, Any], job: dict[str, Any]) -> str:
+    """What makes a run that run: the base recipe, the run's overrides and how it is evaluated."""
+    what = {"base": spec["base"], "overrides": job["overrides"], "weights": spec.get("weights", "best"),
+            "evaluate": spec.get("evaluate"), "evaluation": spec.get("evaluation", "eval_k*.json")}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def kept(spec: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
+    """The runs of the sweep's earlier record that stand for themselves now: run folder (relative to the sweep
+    directory) -> its seed entry, sessions and budget, for each run whose digest matches the recipe's today."""
+    path = Path(spec["results"]) if spec.get("results") else None
+    if path is None or not path.is_file():
+        return {}
+    rec = json.loads(path.read_text())
+    if rec.get("record_version") != RECORD_VERSION:
+        return {}
+    same_as, old = spec.get("same_as", {}), rec.get("digests") or {}
+    now = {str(j["dir"].relative_to(root)): digest(spec, j) for j in plan(spec, root)}
+    where = lambda group, run, seed: str(run_dir(Path(), group, same_as.get(run, run), seed))  # noqa: E731
+    sel = rec.get("selection") or {}
+    finals = {where(sel["chosen"]["group"], sel["chosen"]["run"], f.get("seed")): f
+              for f in sel.get("final", [])} if sel.get("chosen") else {}
+    out: dict[str, dict[str, Any]] = {}
+    for row in rec.get("rows", []):
+        for entry in row.get("seeds", []):
+            rel = where(row["group"], row["run"], entry.get("seed"))
+            if rel in now and old.get(rel) == now[rel] and rel not in out:
+                out[rel] = {"entry": entry, "budget": (rec.get("budget") or {}).get("runs", {}).get(rel),
+                            "final": finals.get(rel),
+                            "sessions": [s for s in rec.get("sessions", [])
+                                         if Path(s.get("run", "")).parts[-len(Path(rel).parts):]
+                                         == Path(rel).parts]}
+    # a run another run starts from (``depends``) must be on disk while that one still has to train
+    for group in spec.get("groups", {"all": {}}):
+        for after, first in (spec.get("depends") or {}).items():
+            for seed in seeds_of(spec) or [None]:
+                if where(group, after, seed) not in out:
+                    out.pop(where(group, first, seed), None)
+    return out
 
 
 def _evaluation(d: Path, pattern: str = "eval_k*.json") -> Path | None:
@@ -187,8 +234,12 @@ def lookup(result: Any, key: str) -> Any:
     return result
 
 
-def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
-    """One row per (group, run): each seed's evaluation and, over the seeds, the metric's mean and range."""
+def table(spec: dict[str, Any], root: Path, keep: dict[str, dict[str, Any]] | None = None,
+          ) -> tuple[str, list[dict[str, Any]]]:
+    """One row per (group, run): each seed's evaluation and, over the seeds, the metric's mean and range. A run
+    whose folder is gone reads its entry in ``keep`` (runs kept from the record), if it is there; a folder that
+    is there is the run, evaluated or not."""
+    keep = keep or {}
     same_as, ref = spec.get("same_as", {}), spec.get("reference", {})
     key = spec.get("metric", {}).get("key", "nll")
     row_keys = spec.get("metric", {}).get("keys", {})  # a row that reads another number of the same evaluation
@@ -205,17 +256,20 @@ def table(spec: dict[str, Any], root: Path) -> tuple[str, list[dict[str, Any]]]:
                 row["paper_nll"] = row["paper"]  # the name older tables used
             per_seed = []
             for seed in seeds or [None]:
-                found = _evaluation(run_dir(root, group, same_as.get(run, run), seed),
-                                    spec.get("evaluation", "eval_k*.json"))
-                if found:
-                    r = json.loads(found.read_text())
+                d = run_dir(root, group, same_as.get(run, run), seed)
+                found = _evaluation(d, spec.get("evaluation", "eval_k*.json"))
+                old = None if d.exists() else keep.get(str(d.relative_to(root)))
+                if found or old:
+                    r = json.loads(found.read_text()) if found else old["entry"]["result"]
                     per_seed.append({"seed": seed, "value": lookup(r, row_keys.get(run, key)),
                                      "elbo": r.get("elbo"),
                                      "active_units": r.get("active_units", {}),
                                      "n_examples": r.get("n_examples", r.get("n_images")),
-                                     "k": r.get("k", r.get("nll_estimator")), "evaluation": str(found),
+                                     "k": r.get("k", r.get("nll_estimator")),
+                                     "evaluation": str(found) if found else old["entry"]["evaluation"],
                                      "result": r,  # the record stands alone: run folders are not kept
-                                     "curves": _curves(found.parent)})
+                                     "curves": _curves(found.parent) if found else old["entry"].get("curves"),
+                                     **({} if found else {"kept_from_record": True})})
             values = [p["value"] for p in per_seed if isinstance(p["value"], (int, float))]
             row.update(seeds=per_seed, value=_spread(values))
             # more numbers of the same evaluations, each with its spread over the seeds (``also: [keys]``)
@@ -269,12 +323,19 @@ def _sessions(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _selection(spec: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _selection(spec: dict[str, Any], rows: list[dict[str, Any]], keep: dict[str, dict[str, Any]],
+               ) -> dict[str, Any]:
     chosen = selected(spec, rows)
     if chosen is None:
         return {"chosen": None}
     finals = []
     for seed_row in chosen["seeds"]:
+        if seed_row.get("kept_from_record"):  # its final measure was made with it, in an earlier session
+            rel = str(run_dir(Path(), chosen["group"], spec.get("same_as", {}).get(chosen["run"], chosen["run"]),
+                              seed_row["seed"]))
+            finals.append((keep.get(rel) or {}).get("final") or {"seed": seed_row["seed"], "evaluation": None,
+                                                                 "result": None})
+            continue
         found = _evaluation(Path(seed_row["evaluation"]).parent, spec["select"]["evaluation"])
         finals.append({"seed": seed_row["seed"], "evaluation": str(found) if found else None,
                        "result": json.loads(found.read_text()) if found else None})
@@ -283,24 +344,33 @@ def _selection(spec: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, An
 
 
 def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, Any]], jobs_flag: int,
-           ) -> dict[str, Any]:
-    """The results file of a sweep: every field a reader needs to trust or remake its numbers."""
+           keep: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The results file of a sweep: every field a reader needs to trust or remake its numbers. Runs kept from
+    the earlier record bring their sessions and budgets with them."""
+    keep = keep or {}
     todo = plan(spec, root)
-    sessions = _sessions(todo)
+    pattern = spec.get("evaluation", "eval_k*.json")
+    from_record = {str(j["dir"].relative_to(root)) for j in todo
+                   if not j["dir"].exists() and str(j["dir"].relative_to(root)) in keep}
+    sessions = _sessions([j for j in todo if str(j["dir"].relative_to(root)) not in from_record])
+    sessions += [s for rel in sorted(from_record) for s in keep[rel]["sessions"]]
     key = spec.get("metric", {}).get("key", "nll")
     better = spec.get("metric", {}).get("better", "lower")
     commits = sorted({f"{s.get('commit')}{'+dirty' if s.get('dirty') else ''}" for s in sessions})
     budgets = {}
     for j in todo:
+        if str(j["dir"].relative_to(root)) in from_record:
+            budgets[str(j["dir"].relative_to(root))] = keep[str(j["dir"].relative_to(root))]["budget"]
+            continue
         rec = provenance.read(j["dir"]) or {}
         cfg = read_yaml(j["dir"] / "config.yaml") if (j["dir"] / "config.yaml").exists() else {}
         budgets[str(j["dir"].relative_to(root))] = {
             "epochs": rec.get("epochs"), "steps": rec.get("steps"), "wall_s": rec.get("wall_s"),
             "max_epochs": (cfg.get("train") or {}).get("epochs"),
             "max_steps": (cfg.get("trainer") or {}).get("max_steps")}
-    first_cfg = read_yaml(todo[0]["dir"] / "config.yaml") if todo and (todo[0]["dir"] / "config.yaml").exists() \
-        else spec["base"]
-    evals = [json.loads(Path(p["evaluation"]).read_text()) for r in rows for p in r["seeds"]]
+    on_disk = [j["dir"] / "config.yaml" for j in todo if (j["dir"] / "config.yaml").exists()]
+    first_cfg = read_yaml(on_disk[0]) if on_disk else spec["base"]
+    evals = [p["result"] for r in rows for p in r["seeds"]]
     from vaekit.run.evaluate import effective_metric_settings
 
     ev = dict(first_cfg.get("eval") or {})
@@ -316,7 +386,7 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
                                 "b_spread": {k: rb["value"].get(k) for k in ("mean", "min", "max", "n")}})
     planned = seeds_of(spec) or [first_cfg.get("train", {}).get("seed", 0)]
     missing = [str(j["dir"].relative_to(root)) for j in todo
-               if _evaluation(j["dir"], spec.get("evaluation", "eval_k*.json")) is None]
+               if _evaluation(j["dir"], pattern) is None and str(j["dir"].relative_to(root)) not in from_record]
     evaluated = {p["seed"] for r in rows for p in r["seeds"]}
     done_seeds = [s for s in planned if s in evaluated] if seeds_of(spec) else planned
     machines = {json.dumps(s.get("machine"), sort_keys=True) for s in sessions}
@@ -336,7 +406,7 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
         # a sweep cut short (the session ended): what the recipe plans, and the runs not yet evaluated
         **({"seeds_planned": planned, "missing_runs": missing} if missing else {}),
         "budget": {"runs": budgets,
-                   "wall_s_total": round(sum(b["wall_s"] or 0.0 for b in budgets.values()), 1)},
+                   "wall_s_total": round(sum((b or {}).get("wall_s") or 0.0 for b in budgets.values()), 1)},
         "data_split": {"data": first_cfg.get("data"),
                        "test_examples": sorted({e.get("n_examples") for e in evals if e.get("n_examples")}),
                        "selection": "best validation checkpoint (model.monitor)" if spec.get("weights") != "last"
@@ -347,8 +417,11 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
         "reference": spec.get("reference"),
         "rows": rows,
         "comparisons": comparisons,
-        **({"selection": _selection(spec, rows)} if spec.get("select") else {}),
+        **({"selection": _selection(spec, rows, keep)} if spec.get("select") else {}),
         "sessions": sessions,
+        # per run folder, what it was trained and evaluated from: an unchanged run is kept by the next session
+        "digests": {str(j["dir"].relative_to(root)): digest(spec, j) for j in todo},
+        **({"kept_from_record": sorted(from_record)} if from_record else {}),
     }
 
 
@@ -366,6 +439,11 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
     root.mkdir(parents=True, exist_ok=True)
     base_file = root / "base.yaml"
     base_file.write_text(yaml.safe_dump(spec["base"], sort_keys=False))
+    keep = kept(spec, root)
+    todo = [j for j in todo if str(j["dir"].relative_to(root)) not in keep or j["dir"].exists()]
+    if keep and not only_table:
+        print(f"vaekit: {len(keep)} runs kept from {spec['results']} (trained in an earlier session, recipe "
+              "unchanged); delete it to train them again")
     if not only_table:
         log = root / "sweep.log"
         print(f"vaekit: sweep of {len(todo)} runs, {jobs} at a time; log in {log}")
@@ -380,18 +458,20 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
                     except subprocess.CalledProcessError as e:
                         print(f"  {job['group']} / {job['run']}{seed}: FAILED ({e.returncode}); see {log}",
                               flush=True)
-    md, rows = table(spec, root)
+    md, rows = table(spec, root, keep)
     if spec.get("select") and not only_table:
         chosen = selected(spec, rows)
         if chosen is not None:  # the final measure, on the chosen row alone: the test set is read once
             for seed_row in chosen["seeds"]:
+                if seed_row.get("kept_from_record"):
+                    continue
                 d = Path(seed_row["evaluation"]).parent
                 if _evaluation(d, spec["select"]["evaluation"]) is None:
                     _logged(_command(spec["select"]["final"], d), root / "sweep.log")
     (root / "table.md").write_text(md + "\n")
     (root / "table.json").write_text(json.dumps(rows, indent=2))
     if spec.get("results"):
-        rec = record(spec, Path(path), root, rows, jobs)
+        rec = record(spec, Path(path), root, rows, jobs, keep)
         dest = Path(spec["results"])
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(json.dumps(rec, indent=2) + "\n")
