@@ -4,6 +4,8 @@ one thread), where the maths is cheap and framework work shows. Four loops over 
 plain      a hand-written loop (index slicing, fused Adam, vaekit's binarizer)
 model      vaekit's model (torch.distributions objects, LossOutput) and DataLoader in a hand-written loop
 lightning  that model in a bare lightning.Trainer (no loggers, callbacks or progress bar)
+lightning_minimal  the model in a bare Trainer under a five-line LightningModule (what Lightning's loop costs)
+lightning_noguard  vaekit's module in a bare Trainer without the per-step gradient check of the non-finite guard
 vaekit     vaekit's ``fit``: loggers, checkpoints, weight export, figures, progress bar
 vaekit_untrimmed  the same without vaekit's five trims of Lightning internals (what they are worth)
 vaekit_deferred    ``fit`` with train.deferred_guard=true: the non-finite guard kept on the device and read every
@@ -100,6 +102,35 @@ def main() -> None:
         trainer.fit(module, train_dataloaders=loader(splits.train, b, True))
         return timer.seconds
 
+    class Minimal(L.LightningModule):
+        def __init__(self, vae: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = vae
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            return self.model.loss(batch).loss
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.Adam(self.model.parameters(), fused=True)
+
+    class NoGradientCheck(VAEModule):
+        def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+            pass
+
+    def bare(module: L.LightningModule) -> float:
+        timer = EpochTimer()
+        trainer = L.Trainer(max_epochs=1, limit_train_batches=steps, limit_val_batches=0, callbacks=[timer],
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
+        trainer.fit(module, train_dataloaders=loader(splits.train, b, True))
+        return timer.seconds
+
+    def lightning_minimal() -> float:
+        return bare(Minimal(build_model(cfg)))
+
+    def lightning_noguard() -> float:
+        return bare(NoGradientCheck(build_model(cfg), plain_dict(cfg.to_dict())))
+
     def vaekit() -> float:
         timer = EpochTimer()
         fit(cfg, OUT / "overhead", callbacks=[timer], overwrite=True)
@@ -130,7 +161,8 @@ def main() -> None:
             for cls, name, ours in saved:
                 setattr(cls, name, ours)
 
-    loops = {"plain": plain, "model": model, "lightning": lightning, "vaekit": vaekit,
+    loops = {"plain": plain, "model": model, "lightning_minimal": lightning_minimal,
+             "lightning_noguard": lightning_noguard, "lightning": lightning, "vaekit": vaekit,
              "vaekit_deferred": vaekit_deferred, "vaekit_untrimmed": vaekit_untrimmed}
     if args.loops:
         loops = {k: v for k, v in loops.items() if k in args.loops.split(",") or k == "plain"}

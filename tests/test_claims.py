@@ -121,3 +121,13 @@ def test_the_cpu_bench_record_is_whole_and_judges_its_targets_on_the_mean_over_r
     cell = claims.result_cell(record_cpu.build(results))
     assert "the target for 0.95x the tuned loop is not met at this budget" in cell and "0.95x the tuned loop (" \
         not in cell
+
+
+def test_a_budget_under_a_minute_is_given_in_seconds_not_as_zero_minutes() -> None:
+    from vaekit.views.claims import _budget
+
+    rec = {"budget": {"wall_s_total": 26.4, "runs": {"r": {"epochs": 1}}}, "seeds": [0], "device": ["cpu"],
+           "machine": [{"cpu": "X"}]}
+    assert _budget(rec) == "1 seed, 1 epoch a run, 26 s of training in all on X (cpu)"
+    rec["budget"]["wall_s_total"] = 600
+    assert "10 min of training" in _budget(rec)

@@ -74,14 +74,15 @@ def _budget(record: dict[str, Any]) -> str:
     runs = list((record.get("budget") or {}).get("runs", {}).values())
     epochs = sorted({r.get("epochs") for r in runs if r.get("epochs") is not None})
     steps = sorted({r.get("steps") for r in runs if r.get("steps") is not None})
-    minutes = (record.get("budget") or {}).get("wall_s_total", 0) / 60
+    seconds = (record.get("budget") or {}).get("wall_s_total", 0)
+    spent = f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"  # not "0 min" for a short bench
     span = lambda v: str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"  # noqa: E731
     unit = lambda v, name: f"{span(v)} {name}{'' if v == [1] else 's'}"  # noqa: E731
     what = unit(epochs, "epoch") if epochs else unit(steps, "step") if steps else "budget unknown"
     seeds = record.get("seeds") or []
     device = ", ".join(record.get("device") or [])
     cpus = ", ".join(sorted({m.get("cpu", "?") for m in record.get("machine") or []}))
-    return (f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}, {what} a run, {minutes:.0f} min of training "
+    return (f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}, {what} a run, {spent} of training "
             f"in all on {cpus} ({device})")
 
 
