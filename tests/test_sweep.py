@@ -178,12 +178,15 @@ def test_a_sweep_resumed_in_a_new_session_keeps_recorded_runs_and_trains_only_th
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     sweep(path, jobs=2, out=out)
     first = json.loads((tmp_path / "results/r.json").read_text())
-    assert "kept_from_record" not in first and len(first["digests"]) == 4
+    assert "kept_from_record" not in first and len(first["digests"]) == 4  # one per run made
 
     # a session ended before seed 1 of "wide" was evaluated, and its folders are gone
     (out / "all/wide/seed1/eval_k2_n16.json").unlink()
     sweep(path, jobs=1, out=out, only_table=True)
     shutil.rmtree(out)
+    said = sweep(path, out=out, status=True)  # where each run stands, nothing trained or written
+    assert "all/narrow/seed1  kept from the record" in said and "all/wide/seed1    to train" in said
+    assert said.endswith("4 runs: 3 kept from the record, 1 to train") and not out.exists()
     sweep(path, jobs=1, out=out)
     rec = json.loads((tmp_path / "results/r.json").read_text())
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("all/*/seed*")) == ["all/wide/seed1"]
@@ -196,6 +199,7 @@ def test_a_sweep_resumed_in_a_new_session_keeps_recorded_runs_and_trains_only_th
     spec["runs"]["wide"] = {"model.hidden": [12]}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     shutil.rmtree(out)
+    assert "all/wide/seed0    to train (its recipe changed since the record)" in sweep(path, out=out, status=True)
     sweep(path, jobs=2, out=out)
     rec = json.loads((tmp_path / "results/r.json").read_text())
     assert rec["kept_from_record"] == ["all/narrow/seed0", "all/narrow/seed1"]

@@ -161,7 +161,7 @@ def cmd_traverse(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from vaekit.run.sweep import sweep
 
-    print(sweep(args.recipe, jobs=args.jobs, out=args.out, only_table=args.table_only))
+    print(sweep(args.recipe, jobs=args.jobs, out=args.out, only_table=args.table_only, status=args.status))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -337,6 +337,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--jobs", type=opt.jobs(), default=1, help="runs trained at once (each its own process)")
     w.add_argument("--out", type=opt.out_path, help="sweep directory (default runs/<name>)")
     w.add_argument("--table-only", action="store_true", help="only (re)write the table from finished runs")
+    w.add_argument("--status", action="store_true",
+                   help="only say where each run stands (evaluated, kept from the record, started, to train)")
     w.set_defaults(func=cmd_sweep)
 
     c = sub.add_parser("check", help="whether a run is whole: its config, each weights file against its recorded "

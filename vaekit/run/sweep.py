@@ -420,12 +420,36 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
         **({"selection": _selection(spec, rows, keep)} if spec.get("select") else {}),
         "sessions": sessions,
         # per run folder, what it was trained and evaluated from: an unchanged run is kept by the next session
-        "digests": {str(j["dir"].relative_to(root)): digest(spec, j) for j in todo},
+        "digests": {str(j["dir"].relative_to(root)): digest(spec, j) for j in todo
+                    if str(j["dir"].relative_to(root)) not in missing},
         **({"kept_from_record": sorted(from_record)} if from_record else {}),
     }
 
 
-def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_table: bool = False) -> str:
+def states(spec: dict[str, Any], root: Path) -> list[tuple[str, str]]:
+    """Where each run of a sweep stands, for ``vaekit sweep --status``: run folder (relative) and its state."""
+    keep, pattern = kept(spec, root), spec.get("evaluation", "eval_k*.json")
+    recorded = {}
+    if spec.get("results") and Path(spec["results"]).is_file():
+        recorded = json.loads(Path(spec["results"]).read_text()).get("digests") or {}
+    out = []
+    for j in plan(spec, root):
+        rel, d = str(j["dir"].relative_to(root)), j["dir"]
+        if d.exists():
+            state = ("evaluated" if _evaluation(d, pattern) else "trained, to evaluate" if (d / "trained").exists()
+                     else "started: resumes from its checkpoint")
+        elif rel in keep:
+            state = "kept from the record"
+        elif rel in recorded:
+            state = "to train (its recipe changed since the record)"
+        else:
+            state = "to train"
+        out.append((rel, state))
+    return out
+
+
+def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_table: bool = False,
+          status: bool = False) -> str:
     spec = read_yaml(Path(path))
     if not isinstance(spec, dict) or "base" not in spec or not isinstance(spec.get("runs"), dict):
         raise ConfigError(f"{path}: a sweep needs 'base' and 'runs' sections (a mapping of run names)")
@@ -436,6 +460,12 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
         raise ConfigError(f"{path}: weights must be best or last, got {spec['weights']!r}")
     root = Path(out or Path("runs") / spec.get("name", Path(path).stem))
     todo = plan(spec, root)  # every run's overrides checked before the sweep folder is made
+    if status:  # nothing trained, evaluated or written
+        rows = states(spec, root)
+        width = max(len(r) for r, _ in rows)
+        counts = {s: sum(1 for _, x in rows if x == s) for s in dict.fromkeys(x for _, x in rows)}
+        return "\n".join([*(f"{r:<{width}}  {x}" for r, x in rows),
+                          f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())])
     root.mkdir(parents=True, exist_ok=True)
     base_file = root / "base.yaml"
     base_file.write_text(yaml.safe_dump(spec["base"], sort_keys=False))
