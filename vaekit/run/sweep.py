@@ -41,7 +41,6 @@ the record, and it is trained again. So a grid longer than a session is finished
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import statistics
@@ -55,113 +54,18 @@ from typing import Any
 import yaml
 
 from vaekit.run import provenance
-from vaekit.run.config import ConfigError, load_config, read_yaml
-
-RECORD_VERSION = 1
-
-
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
-
-
-def _overrides(d: dict[str, Any], **names: str) -> list[str]:
-    return [f"{k}={json.dumps(v.format(**names) if isinstance(v, str) else v)}" for k, v in d.items()]
-
-
-def seeds_of(spec: dict[str, Any]) -> list[int] | None:
-    seeds = spec.get("seeds")
-    if seeds is None:
-        return None
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
-                                                           for x in seeds):
-        raise ConfigError(f"sweep seeds: a list of integers, got {seeds!r}")
-    return seeds
-
-
-def run_dir(root: Path, group: str, run: str, seed: int | None) -> Path:
-    d = root / group / slug(run)
-    return d if seed is None else d / f"seed{seed}"
-
-
-def with_base(spec: dict[str, Any]) -> dict[str, Any]:
-    """``base`` is a recipe inline, or the path of one (``base: configs/beta_vae_dsprites.yaml``), so a sweep and
-    the recipe people train by hand cannot drift apart."""
-    if isinstance(spec.get("base"), str):
-        path = Path(spec["base"])
-        if not path.is_file():
-            raise ConfigError(f"sweep base: {path} is no recipe file")
-        spec = {**spec, "base": read_yaml(path)}
-    return spec
-
-
-def plan(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
-    """Every (group, run, seed) to train: its directory and its override list (validated now, not mid-sweep)."""
-    spec = with_base(spec)
-    same_as = spec.get("same_as", {})
-    seeds = seeds_of(spec)
-    jobs = []
-    # seed by seed: a sweep cut short has whole tables of the first seeds, not every seed of the first rows
-    for seed in seeds or [None]:
-        for group, g_over in spec.get("groups", {"all": {}}).items():
-            for run, r_over in spec["runs"].items():
-                if run in same_as:
-                    continue
-                if not isinstance(g_over or {}, dict) or not isinstance(r_over or {}, dict):
-                    raise ConfigError(f"sweep {group!r} / {run!r}: overrides must be a mapping of key: value")
-                names = {"root": str(root), "group": group, "seed": "" if seed is None else str(seed)}
-                overrides = _overrides(g_over or {}, **names) + _overrides(r_over or {}, **names)
-                if seed is not None:
-                    overrides.append(f"train.seed={seed}")
-                load_config(spec["base"], overrides)  # raises ConfigError naming the bad key
-                jobs.append({"group": group, "run": run, "seed": seed, "dir": run_dir(root, group, run, seed),
-                             "overrides": overrides, "first": run in spec.get("depends", {}).values()})
-    return jobs
-
-
-def digest(spec: dict[str, Any], job: dict[str, Any]) -> str:
-    """What makes a run that run: the base recipe, the run's overrides and how it is evaluated."""
-    what = {"base": spec["base"], "overrides": job["overrides"], "weights": spec.get("weights", "best"),
-            "evaluate": spec.get("evaluate"), "evaluation": spec.get("evaluation", "eval_k*.json")}
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def kept(spec: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
-    """The runs of the sweep's earlier record that stand for themselves now: run folder (relative to the sweep
-    directory) -> its seed entry, sessions and budget, for each run whose digest matches the recipe's today."""
-    path = Path(spec["results"]) if spec.get("results") else None
-    if path is None or not path.is_file():
-        return {}
-    rec = json.loads(path.read_text())
-    if rec.get("record_version") != RECORD_VERSION:
-        return {}
-    same_as, old = spec.get("same_as", {}), rec.get("digests") or {}
-    now = {str(j["dir"].relative_to(root)): digest(spec, j) for j in plan(spec, root)}
-    where = lambda group, run, seed: str(run_dir(Path(), group, same_as.get(run, run), seed))  # noqa: E731
-    sel = rec.get("selection") or {}
-    finals = {where(sel["chosen"]["group"], sel["chosen"]["run"], f.get("seed")): f
-              for f in sel.get("final", [])} if sel.get("chosen") else {}
-    out: dict[str, dict[str, Any]] = {}
-    for row in rec.get("rows", []):
-        for entry in row.get("seeds", []):
-            rel = where(row["group"], row["run"], entry.get("seed"))
-            if rel in now and old.get(rel) == now[rel] and rel not in out:
-                out[rel] = {"entry": entry, "budget": (rec.get("budget") or {}).get("runs", {}).get(rel),
-                            "final": finals.get(rel),
-                            "sessions": [s for s in rec.get("sessions", [])
-                                         if Path(s.get("run", "")).parts[-len(Path(rel).parts):]
-                                         == Path(rel).parts]}
-    # a run another run starts from (``depends``) must be on disk while that one still has to train
-    for group in spec.get("groups", {"all": {}}):
-        for after, first in (spec.get("depends") or {}).items():
-            for seed in seeds_of(spec) or [None]:
-                if where(group, after, seed) not in out:
-                    out.pop(where(group, first, seed), None)
-    return out
-
-
-def _evaluation(d: Path, pattern: str = "eval_k*.json") -> Path | None:
-    found = sorted(d.glob(pattern))
-    return found[-1] if found else None
+from vaekit.run.config import ConfigError, read_yaml
+from vaekit.run.sweep_plan import (
+    RECORD_VERSION,
+    digest,
+    evaluation_file,
+    kept,
+    plan,
+    run_dir,
+    seeds_of,
+    states,
+    with_base,
+)
 
 
 def _command(template: list[str], d: Path) -> list[str]:
@@ -188,7 +92,7 @@ def _run_one(job: dict[str, Any], base_file: Path, log: Path, weights: str, spec
         # --resume auto: a run cut short (Ctrl-C, a crash) goes on from its checkpoint
         steps.append(([*vaekit, "train", str(base_file), *job["overrides"], "--out", str(d), "--resume", "auto"],
                       d / "trained"))
-    if _evaluation(d, spec.get("evaluation", "eval_k*.json")) is None:
+    if evaluation_file(d, spec.get("evaluation", "eval_k*.json")) is None:
         if spec.get("evaluate"):
             steps.append((_command(spec["evaluate"], d), None))
         else:
@@ -257,7 +161,7 @@ def table(spec: dict[str, Any], root: Path, keep: dict[str, dict[str, Any]] | No
             per_seed = []
             for seed in seeds or [None]:
                 d = run_dir(root, group, same_as.get(run, run), seed)
-                found = _evaluation(d, spec.get("evaluation", "eval_k*.json"))
+                found = evaluation_file(d, spec.get("evaluation", "eval_k*.json"))
                 old = None if d.exists() else keep.get(str(d.relative_to(root)))
                 if found or old:
                     r = json.loads(found.read_text()) if found else old["entry"]["result"]
@@ -336,7 +240,7 @@ def _selection(spec: dict[str, Any], rows: list[dict[str, Any]], keep: dict[str,
             finals.append((keep.get(rel) or {}).get("final") or {"seed": seed_row["seed"], "evaluation": None,
                                                                  "result": None})
             continue
-        found = _evaluation(Path(seed_row["evaluation"]).parent, spec["select"]["evaluation"])
+        found = evaluation_file(Path(seed_row["evaluation"]).parent, spec["select"]["evaluation"])
         finals.append({"seed": seed_row["seed"], "evaluation": str(found) if found else None,
                        "result": json.loads(found.read_text()) if found else None})
     return {"chosen": {"group": chosen["group"], "run": chosen["run"]}, "on": spec.get("evaluation"),
@@ -386,7 +290,7 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
                                 "b_spread": {k: rb["value"].get(k) for k in ("mean", "min", "max", "n")}})
     planned = seeds_of(spec) or [first_cfg.get("train", {}).get("seed", 0)]
     missing = [str(j["dir"].relative_to(root)) for j in todo
-               if _evaluation(j["dir"], pattern) is None and str(j["dir"].relative_to(root)) not in from_record]
+               if evaluation_file(j["dir"], pattern) is None and str(j["dir"].relative_to(root)) not in from_record]
     evaluated = {p["seed"] for r in rows for p in r["seeds"]}
     done_seeds = [s for s in planned if s in evaluated] if seeds_of(spec) else planned
     machines = {json.dumps(s.get("machine"), sort_keys=True) for s in sessions}
@@ -424,28 +328,6 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
                     if str(j["dir"].relative_to(root)) not in missing},
         **({"kept_from_record": sorted(from_record)} if from_record else {}),
     }
-
-
-def states(spec: dict[str, Any], root: Path) -> list[tuple[str, str]]:
-    """Where each run of a sweep stands, for ``vaekit sweep --status``: run folder (relative) and its state."""
-    keep, pattern = kept(spec, root), spec.get("evaluation", "eval_k*.json")
-    recorded = {}
-    if spec.get("results") and Path(spec["results"]).is_file():
-        recorded = json.loads(Path(spec["results"]).read_text()).get("digests") or {}
-    out = []
-    for j in plan(spec, root):
-        rel, d = str(j["dir"].relative_to(root)), j["dir"]
-        if d.exists():
-            state = ("evaluated" if _evaluation(d, pattern) else "trained, to evaluate" if (d / "trained").exists()
-                     else "started: resumes from its checkpoint")
-        elif rel in keep:
-            state = "kept from the record"
-        elif rel in recorded:
-            state = "to train (its recipe changed since the record)"
-        else:
-            state = "to train"
-        out.append((rel, state))
-    return out
 
 
 def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_table: bool = False,
@@ -496,7 +378,7 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
                 if seed_row.get("kept_from_record"):
                     continue
                 d = Path(seed_row["evaluation"]).parent
-                if _evaluation(d, spec["select"]["evaluation"]) is None:
+                if evaluation_file(d, spec["select"]["evaluation"]) is None:
                     _logged(_command(spec["select"]["final"], d), root / "sweep.log")
     (root / "table.md").write_text(md + "\n")
     (root / "table.json").write_text(json.dumps(rows, indent=2))
