@@ -6,6 +6,8 @@ model      vaekit's model (torch.distributions objects, LossOutput) and DataLoad
 lightning  that model in a bare lightning.Trainer (no loggers, callbacks or progress bar)
 lightning_minimal  the model in a bare Trainer under a five-line LightningModule (what Lightning's loop costs)
 lightning_noguard  vaekit's module in a bare Trainer without the per-step gradient check of the non-finite guard
+lightning_manual8  the five-line module under manual optimization, eight optimizer steps per training_step (the
+                   loop's cost spread over eight steps: what that design would be worth; not how vaekit trains)
 vaekit     vaekit's ``fit``: loggers, checkpoints, weight export, figures, progress bar
 vaekit_untrimmed  the same without vaekit's five trims of Lightning internals (what they are worth)
 vaekit_deferred    ``fit`` with train.deferred_guard=true: the non-finite guard kept on the device and read every
@@ -18,6 +20,7 @@ Usage: python benchmarks/bench_overhead.py [--steps 1500] [--rounds 3] [--hidden
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 import warnings
@@ -104,23 +107,52 @@ def main() -> None:
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.Adam(self.model.parameters(), fused=True)
 
+    class ManualSteps(Minimal):
+        automatic_optimization = False
+
+        def training_step(self, batches: list[dict], batch_idx: int) -> None:
+            opt = self.optimizers()
+            for batch in batches:
+                loss = self.model.loss(batch).loss
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                opt.step()
+
+    class Grouped:
+        """K batches of a loader at a time, as one item of the loop."""
+
+        def __init__(self, batches: Any, k: int) -> None:
+            self.batches, self.k = batches, k
+
+        def __len__(self) -> int:
+            return -(-len(self.batches) // self.k)
+
+        def __iter__(self) -> Any:
+            it = iter(self.batches)
+            while chunk := list(itertools.islice(it, self.k)):
+                yield chunk
+
     class NoGradientCheck(VAEModule):
         def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
             pass
 
-    def bare(module: L.LightningModule) -> float:
+    def bare(module: L.LightningModule, k: int = 1) -> float:
         timer = EpochTimer()
-        trainer = L.Trainer(max_epochs=1, limit_train_batches=steps, limit_val_batches=0, callbacks=[timer],
+        trainer = L.Trainer(max_epochs=1, limit_train_batches=steps // k, limit_val_batches=0, callbacks=[timer],
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
-        trainer.fit(module, train_dataloaders=loader(splits.train, b, True))
-        return timer.seconds
+        batches = loader(splits.train, b, True)
+        trainer.fit(module, train_dataloaders=Grouped(batches, k) if k > 1 else batches)
+        return timer.seconds * steps / (steps // k * k)  # per step as below: steps // k * k were taken
 
     def lightning_minimal() -> float:
         return bare(Minimal(build_model(cfg)))
 
     def lightning_noguard() -> float:
         return bare(NoGradientCheck(build_model(cfg), plain_dict(cfg.to_dict())))
+
+    def lightning_manual8() -> float:
+        return bare(ManualSteps(build_model(cfg)), k=8)
 
     def lightning() -> float:
         return bare(VAEModule(build_model(cfg), plain_dict(cfg.to_dict())))
@@ -156,7 +188,8 @@ def main() -> None:
                 setattr(cls, name, ours)
 
     loops = {"plain": plain, "model": model, "lightning_minimal": lightning_minimal,
-             "lightning_noguard": lightning_noguard, "lightning": lightning, "vaekit": vaekit,
+             "lightning_noguard": lightning_noguard, "lightning_manual8": lightning_manual8, "lightning": lightning,
+             "vaekit": vaekit,
              "vaekit_deferred": vaekit_deferred, "vaekit_untrimmed": vaekit_untrimmed}
     if args.loops:
         loops = {k: v for k, v in loops.items() if k in args.loops.split(",") or k == "plain"}
