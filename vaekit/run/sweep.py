@@ -59,6 +59,7 @@ from vaekit.run.sweep_plan import (
     RECORD_VERSION,
     digest,
     evaluation_file,
+    held,
     kept,
     plan,
     run_dir,
@@ -162,7 +163,7 @@ def table(spec: dict[str, Any], root: Path, keep: dict[str, dict[str, Any]] | No
             for seed in seeds or [None]:
                 d = run_dir(root, group, same_as.get(run, run), seed)
                 found = evaluation_file(d, spec.get("evaluation", "eval_k*.json"))
-                old = None if d.exists() else keep.get(str(d.relative_to(root)))
+                old = held(keep, root, d)
                 if found or old:
                     r = json.loads(found.read_text()) if found else old["entry"]["result"]
                     per_seed.append({"seed": seed, "value": lookup(r, row_keys.get(run, key)),
@@ -254,8 +255,7 @@ def record(spec: dict[str, Any], recipe: Path, root: Path, rows: list[dict[str, 
     keep = keep or {}
     todo = plan(spec, root)
     pattern = spec.get("evaluation", "eval_k*.json")
-    from_record = {str(j["dir"].relative_to(root)) for j in todo
-                   if not j["dir"].exists() and str(j["dir"].relative_to(root)) in keep}
+    from_record = {str(j["dir"].relative_to(root)) for j in todo if held(keep, root, j["dir"])}
     sessions = _sessions([j for j in todo if str(j["dir"].relative_to(root)) not in from_record])
     sessions += [s for rel in sorted(from_record) for s in keep[rel]["sessions"]]
     key = spec.get("metric", {}).get("key", "nll")
@@ -352,7 +352,7 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
     base_file = root / "base.yaml"
     base_file.write_text(yaml.safe_dump(spec["base"], sort_keys=False))
     keep = kept(spec, root)
-    todo = [j for j in todo if str(j["dir"].relative_to(root)) not in keep or j["dir"].exists()]
+    todo = [j for j in todo if not held(keep, root, j["dir"])]
     if keep and not only_table:
         print(f"vaekit: {len(keep)} runs kept from {spec['results']} (trained in an earlier session, recipe "
               "unchanged); delete it to train them again")

@@ -113,6 +113,12 @@ def kept(spec: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def held(keep: dict[str, dict[str, Any]], root: Path, d: Path) -> dict[str, Any] | None:
+    """The record's entry that stands for run folder ``d``: only when the folder is gone (a folder that is there
+    is the run, evaluated or not) and the record holds the run with today's digest (``kept``)."""
+    return None if d.exists() else keep.get(str(d.relative_to(root)))
+
+
 def evaluation_file(d: Path, pattern: str = "eval_k*.json") -> Path | None:
     found = sorted(d.glob(pattern))
     return found[-1] if found else None
@@ -127,11 +133,11 @@ def states(spec: dict[str, Any], root: Path) -> list[tuple[str, str]]:
     out = []
     for j in plan(spec, root):
         rel, d = str(j["dir"].relative_to(root)), j["dir"]
-        if d.exists():
+        if held(keep, root, d):
+            state = "kept from the record"
+        elif d.exists():
             state = ("evaluated" if evaluation_file(d, pattern) else "trained, to evaluate" if (d / "trained").exists()
                      else "started: resumes from its checkpoint")
-        elif rel in keep:
-            state = "kept from the record"
         elif rel in recorded:
             state = "to train (its recipe changed since the record)"
         else:
