@@ -131,3 +131,5 @@ def test_a_budget_under_a_minute_is_given_in_seconds_not_as_zero_minutes() -> No
     assert _budget(rec) == "1 seed, 1 epoch a run, 26 s of training in all on X (cpu)"
     rec["budget"]["wall_s_total"] = 600
     assert "10 min of training" in _budget(rec)
+    rec["budget"]["runs"]["r"].update(steps=30000, epochs=3, max_steps=30000)  # stopped by max_steps
+    assert "1 seed, 30000 steps a run" in _budget(rec)

@@ -78,7 +78,10 @@ def _budget(record: dict[str, Any]) -> str:
     spent = f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"  # not "0 min" for a short bench
     span = lambda v: str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"  # noqa: E731
     unit = lambda v, name: f"{span(v)} {name}{'' if v == [1] else 's'}"  # noqa: E731
-    what = unit(epochs, "epoch") if epochs else unit(steps, "step") if steps else "budget unknown"
+    # a run stopped by max_steps is a budget of steps (its last epoch is a part of one)
+    by_steps = steps and any((r.get("max_steps") or -1) > 0 for r in runs)
+    what = (unit(steps, "step") if by_steps else unit(epochs, "epoch") if epochs
+            else unit(steps, "step") if steps else "budget unknown")
     seeds = record.get("seeds") or []
     device = ", ".join(record.get("device") or [])
     cpus = ", ".join(sorted({m.get("cpu", "?") for m in record.get("machine") or []}))
