@@ -343,7 +343,7 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
     root = Path(out or Path("runs") / spec.get("name", Path(path).stem))
     todo = plan(spec, root)  # every run's overrides checked before the sweep folder is made
     if status:  # nothing trained, evaluated or written
-        rows = states(spec, root)
+        rows = states(spec, root, todo)
         width = max(len(r) for r, _ in rows)
         counts = {s: sum(1 for _, x in rows if x == s) for s in dict.fromkeys(x for _, x in rows)}
         return "\n".join([*(f"{r:<{width}}  {x}" for r, x in rows),
@@ -351,7 +351,7 @@ def sweep(path: str | Path, jobs: int = 1, out: str | Path | None = None, only_t
     root.mkdir(parents=True, exist_ok=True)
     base_file = root / "base.yaml"
     base_file.write_text(yaml.safe_dump(spec["base"], sort_keys=False))
-    keep = kept(spec, root)
+    keep = kept(spec, root, todo)
     todo = [j for j in todo if not held(keep, root, j["dir"])]
     if keep and not only_table:
         print(f"vaekit: {len(keep)} runs kept from {spec['results']} (trained in an earlier session, recipe "

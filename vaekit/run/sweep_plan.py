@@ -79,7 +79,7 @@ def digest(spec: dict[str, Any], job: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def kept(spec: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
+def kept(spec: dict[str, Any], root: Path, jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The runs of the sweep's earlier record that stand for themselves now: run folder (relative to the sweep
     directory) -> its seed entry, sessions and budget, for each run whose digest matches the recipe's today."""
     path = Path(spec["results"]) if spec.get("results") else None
@@ -89,7 +89,7 @@ def kept(spec: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
     if rec.get("record_version") != RECORD_VERSION:
         return {}
     same_as, old = spec.get("same_as", {}), rec.get("digests") or {}
-    now = {str(j["dir"].relative_to(root)): digest(spec, j) for j in plan(spec, root)}
+    now = {str(j["dir"].relative_to(root)): digest(spec, j) for j in jobs}  # jobs: plan(spec, root)
     where = lambda group, run, seed: str(run_dir(Path(), group, same_as.get(run, run), seed))  # noqa: E731
     sel = rec.get("selection") or {}
     finals = {where(sel["chosen"]["group"], sel["chosen"]["run"], f.get("seed")): f
@@ -124,14 +124,14 @@ def evaluation_file(d: Path, pattern: str = "eval_k*.json") -> Path | None:
     return found[-1] if found else None
 
 
-def states(spec: dict[str, Any], root: Path) -> list[tuple[str, str]]:
+def states(spec: dict[str, Any], root: Path, jobs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Where each run of a sweep stands, for ``vaekit sweep --status``: run folder (relative) and its state."""
-    keep, pattern = kept(spec, root), spec.get("evaluation", "eval_k*.json")
+    keep, pattern = kept(spec, root, jobs), spec.get("evaluation", "eval_k*.json")
     recorded = {}
     if spec.get("results") and Path(spec["results"]).is_file():
         recorded = json.loads(Path(spec["results"]).read_text()).get("digests") or {}
     out = []
-    for j in plan(spec, root):
+    for j in jobs:
         rel, d = str(j["dir"].relative_to(root)), j["dir"]
         if held(keep, root, d):
             state = "kept from the record"
